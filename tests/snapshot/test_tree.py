@@ -1,0 +1,289 @@
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drvault.errors import IntegrityError, UnsafePathError
+from drvault.snapshot import TREE_VERSION, Node, NodeType, decode_tree, encode_tree
+
+GBK_NAME = "测试文件.txt".encode("gbk")
+ID_A = bytes(range(32))
+ID_B = bytes(range(32, 64))
+
+
+def _safe(name: bytes) -> bool:
+    return name not in (b".", b"..") and b"/" not in name and b"\0" not in name
+
+
+raw_bytes = st.binary(min_size=1, max_size=24)
+utf8_bytes = st.text(min_size=1, max_size=12).map(lambda t: t.encode("utf-8", "replace"))
+names = (raw_bytes | utf8_bytes | st.just(GBK_NAME)).filter(_safe)
+targets = (raw_bytes | utf8_bytes).filter(lambda t: b"\0" not in t)
+blob_ids = st.binary(min_size=32, max_size=32)
+u32 = st.integers(0, 2**32 - 1)
+u64 = st.integers(0, 2**64 - 1)
+times = st.integers(-(2**63), 2**63 - 1)
+owner_names = st.none() | st.text(st.characters(blacklist_categories=["Cs"]), max_size=10)
+xattr_lists = st.dictionaries(
+    st.binary(min_size=1, max_size=16).filter(lambda b: b"\0" not in b),
+    st.binary(max_size=40),
+    max_size=3,
+).map(lambda d: tuple(sorted(d.items())))
+
+
+@st.composite
+def nodes(draw: st.DrawFn, name: bytes | None = None) -> Node:
+    node_type = draw(st.sampled_from(list(NodeType)))
+    is_file = node_type is NodeType.FILE
+    is_device = node_type in (NodeType.CHARDEV, NodeType.BLOCKDEV)
+    return Node(
+        name=draw(names) if name is None else name,
+        type=node_type,
+        mode=draw(st.integers(0, 0o7777)),
+        uid=draw(u32),
+        gid=draw(u32),
+        user=draw(owner_names),
+        group=draw(owner_names),
+        mtime_ns=draw(times),
+        atime_ns=draw(times),
+        ctime_ns=draw(times),
+        size=draw(u64) if is_file else 0,
+        inode=draw(u64),
+        device=draw(u64),
+        links=draw(u64),
+        rdev=draw(u64) if is_device else 0,
+        link_target=draw(targets) if node_type is NodeType.SYMLINK else None,
+        xattrs=draw(xattr_lists),
+        content=tuple(draw(st.lists(blob_ids, max_size=4))) if is_file else (),
+        subtree=draw(blob_ids) if node_type is NodeType.DIR else None,
+    )
+
+
+directories = st.lists(nodes(), max_size=8, unique_by=lambda n: n.name)
+
+
+@settings(max_examples=150)
+@given(directories)
+def test_round_trip(entries: list[Node]) -> None:
+    decoded = decode_tree(encode_tree(entries))
+    assert decoded == sorted(entries, key=lambda n: n.name)
+
+
+@given(directories, st.randoms(use_true_random=False))
+def test_encoding_is_canonical_whatever_the_order(entries: list[Node], rnd: Any) -> None:
+    shuffled = list(entries)
+    rnd.shuffle(shuffled)
+    blob = encode_tree(entries)
+    assert encode_tree(shuffled) == blob
+    assert encode_tree(decode_tree(blob)) == blob
+
+
+@given(directories)
+def test_canonical_form_is_sorted_compact_json(entries: list[Node]) -> None:
+    blob = encode_tree(entries)
+    document = json.loads(blob)
+    again = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert blob == again.encode("utf-8")
+    for item in document["nodes"]:  # fields at their default are omitted
+        assert all(value not in (0, None, []) for value in item.values())
+
+
+def test_encoding_format_is_as_documented() -> None:
+    nodes_ = [
+        Node(name=b"b", type=NodeType.FILE, mode=0o644, size=5, content=(ID_A,)),
+        Node(name=GBK_NAME, type=NodeType.SYMLINK, link_target=b"\xff/x"),
+        Node(name="é".encode(), type=NodeType.DIR, subtree=ID_B, xattrs=((b"user.k", b"\0v"),)),
+    ]
+    blob = encode_tree(nodes_)
+    gbk = base64.b64encode(GBK_NAME).decode()
+    target = base64.b64encode(b"\xff/x").decode()
+    expected = (
+        '{"nodes":['
+        f'{{"content":["{ID_A.hex()}"],"mode":420,"name":"b","size":5,"type":"file"}},'
+        f'{{"name_b64":"{gbk}","target_b64":"{target}","type":"symlink"}},'
+        f'{{"name":"é","subtree":"{ID_B.hex()}","type":"dir",'
+        '"xattrs":[{"name":"user.k","value":"AHY="}]}'
+        f'],"version":{TREE_VERSION}}}'
+    )
+    assert blob == expected.encode("utf-8")
+
+
+def test_empty_directory() -> None:
+    assert encode_tree([]) == b'{"nodes":[],"version":1}'
+    assert decode_tree(b'{"nodes":[],"version":1}') == []
+
+
+def test_non_utf8_names_round_trip_byte_exactly() -> None:
+    entries = [
+        Node(name=GBK_NAME, type=NodeType.FILE),
+        Node(name=b"\xed\xa0\x80", type=NodeType.FILE),  # an encoded surrogate: not UTF-8
+        Node(name=b"caf\xe9", type=NodeType.SYMLINK, link_target="目标".encode("gbk")),
+    ]
+    assert decode_tree(encode_tree(entries)) == sorted(entries, key=lambda n: n.name)
+
+
+def test_decoder_accepts_non_canonical_but_valid_json() -> None:
+    text = '{ "version": 1, "nodes": [ {"type": "fifo", "name_b64": "YQ=="} ] }'
+    assert decode_tree(text.encode()) == [Node(name=b"a", type=NodeType.FIFO)]
+
+
+def test_encode_refuses_nodes_the_decoder_would_refuse() -> None:
+    with pytest.raises(ValueError, match="duplicate"):
+        encode_tree([Node(name=b"a", type=NodeType.FIFO), Node(name=b"a", type=NodeType.FILE)])
+    with pytest.raises(ValueError, match="subtree"):
+        encode_tree([Node(name=b"d", type=NodeType.DIR)])
+    with pytest.raises(ValueError, match="32-byte"):
+        encode_tree([Node(name=b"f", type=NodeType.FILE, content=(b"short",))])
+    with pytest.raises(UnsafePathError):
+        encode_tree([Node(name=b"..", type=NodeType.FIFO)])
+
+
+# -- malformed input ---------------------------------------------------------------------
+
+
+def _blob(*nodes_: dict[str, Any], version: Any = 1) -> bytes:
+    return json.dumps({"nodes": list(nodes_), "version": version}).encode()
+
+
+FILE = {"name": "f", "type": "file"}
+DIR = {"name": "d", "type": "dir", "subtree": ID_A.hex()}
+LINK = {"name": "l", "type": "symlink", "target": "t"}
+
+MALFORMED: dict[str, bytes] = {
+    "not utf-8": b'{"nodes":[],"version":1}\xff',
+    "not json": b'{"nodes":[',
+    "empty": b"",
+    "top level array": b"[]",
+    "deeply nested": b"[" * 100_000 + b"]" * 100_000,
+    "missing version": b'{"nodes":[]}',
+    "extra top key": b'{"nodes":[],"version":1,"x":0}',
+    "other version": _blob(version=2),
+    "version as bool": _blob(version=True),
+    "version as string": _blob(version="1"),
+    "nodes not a list": b'{"nodes":{},"version":1}',
+    "node not an object": _blob("f"),  # type: ignore[arg-type]
+    "no name": _blob({"type": "file"}),
+    "name not a string": _blob({"name": 5, "type": "file"}),
+    "name null": _blob({"name": None, "type": "file"}),
+    "name lone surrogate": b'{"nodes":[{"name":"\\ud800","type":"file"}],"version":1}',
+    "name and name_b64": _blob({"name": "f", "name_b64": "Zg==", "type": "file"}),
+    "bad base64 name": _blob({"name_b64": "!!", "type": "file"}),
+    "no type": _blob({"name": "f"}),
+    "unknown type": _blob({"name": "f", "type": "door"}),
+    "type not a string": _blob({"name": "f", "type": 1}),
+    "unknown key": _blob({**FILE, "color": "red"}),
+    "mode as string": _blob({**FILE, "mode": "0644"}),
+    "mode as float": _blob({**FILE, "mode": 420.0}),
+    "mode as bool": _blob({**FILE, "mode": True}),
+    "mode too large": _blob({**FILE, "mode": 0o10000}),
+    "negative uid": _blob({**FILE, "uid": -1}),
+    "uid too large": _blob({**FILE, "uid": 2**32}),
+    "size too large": _blob({**FILE, "size": 2**64}),
+    "time too large": _blob({**FILE, "mtime_ns": 2**63}),
+    "NaN time": b'{"nodes":[{"name":"f","type":"file","mtime_ns":NaN}],"version":1}',
+    "huge integer": b'{"nodes":[{"name":"f","type":"file","size":'
+    + b"9" * 5000
+    + b'}],"version":1}',
+    "user not a string": _blob({**FILE, "user": 0}),
+    "dir without subtree": _blob({"name": "d", "type": "dir"}),
+    "subtree on a file": _blob({**FILE, "subtree": ID_A.hex()}),
+    "short subtree": _blob({**DIR, "subtree": "ab" * 31}),
+    "long subtree": _blob({**DIR, "subtree": "ab" * 33}),
+    "subtree not hex": _blob({**DIR, "subtree": "zz" * 32}),
+    "subtree with spaces": _blob({**DIR, "subtree": "ab " * 21 + "a"}),
+    "subtree not a string": _blob({**DIR, "subtree": list(ID_A)}),
+    "content not a list": _blob({**FILE, "content": ID_A.hex()}),
+    "content id short": _blob({**FILE, "content": [ID_A.hex()[:-2]]}),
+    "content on a dir": _blob({**DIR, "content": [ID_B.hex()]}),
+    "size on a dir": _blob({**DIR, "size": 4096}),
+    "rdev on a file": _blob({**FILE, "rdev": 259}),
+    "symlink without target": _blob({"name": "l", "type": "symlink"}),
+    "empty symlink target": _blob({**LINK, "target": ""}),
+    "NUL in symlink target": _blob({**LINK, "target": "a\0b"}),
+    "target on a file": _blob({**FILE, "target": "t"}),
+    "xattrs not a list": _blob({**FILE, "xattrs": {"user.a": ""}}),
+    "xattr not an object": _blob({**FILE, "xattrs": [["user.a", ""]]}),
+    "xattr without name": _blob({**FILE, "xattrs": [{"value": ""}]}),
+    "xattr without value": _blob({**FILE, "xattrs": [{"name": "user.a"}]}),
+    "xattr extra key": _blob({**FILE, "xattrs": [{"name": "a", "value": "", "x": 1}]}),
+    "xattr value not base64": _blob({**FILE, "xattrs": [{"name": "a", "value": "***"}]}),
+    "xattr empty name": _blob({**FILE, "xattrs": [{"name": "", "value": ""}]}),
+    "xattr NUL name": _blob({**FILE, "xattrs": [{"name": "a\0", "value": ""}]}),
+    "xattrs unsorted": _blob(
+        {**FILE, "xattrs": [{"name": "b", "value": ""}, {"name": "a", "value": ""}]}
+    ),
+    "xattrs duplicated": _blob(
+        {**FILE, "xattrs": [{"name": "a", "value": ""}, {"name": "a", "value": ""}]}
+    ),
+    "nodes unsorted": _blob({**FILE, "name": "b"}, {**FILE, "name": "a"}),
+    "nodes duplicated": _blob(FILE, {**DIR, "name": "f"}),
+}
+
+
+@pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
+def test_decode_rejects_malformed_trees(data: bytes) -> None:
+    with pytest.raises(IntegrityError) as info:
+        decode_tree(data, "trees/abc")
+    assert info.value.name == "trees/abc"
+
+
+def test_sorting_is_by_bytes_not_by_text() -> None:
+    # "é" (c3 a9) sorts after "z" as bytes; "\ue000" (ee 80 80) after both.
+    entries = [Node(name=n, type=NodeType.FIFO) for n in ("\ue000".encode(), b"z", "é".encode())]
+    names_ = [n.name for n in decode_tree(encode_tree(entries))]
+    assert names_ == [b"z", "é".encode(), "\ue000".encode()]
+    unsorted = _blob({"name": "é", "type": "fifo"}, {"name": "z", "type": "fifo"})
+    with pytest.raises(IntegrityError, match="sorted"):
+        decode_tree(unsorted)
+
+
+HOSTILE = [b"..", b".", b"", b"a/b", b"x\0y", b"/etc", b"../../etc/passwd"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+@pytest.mark.parametrize("encoding", ["text", "b64"])
+def test_decode_rejects_hostile_names(name: bytes, encoding: str) -> None:
+    if encoding == "text":
+        node = {"name": name.decode(), "type": "file"}
+    else:
+        node = {"name_b64": base64.b64encode(name).decode(), "type": "file"}
+    with pytest.raises(UnsafePathError):
+        decode_tree(_blob(node))
+
+
+@given(st.binary(max_size=200))
+def test_decode_never_leaks_raw_exceptions(data: bytes) -> None:
+    with contextlib.suppress(IntegrityError, UnsafePathError):
+        decode_tree(data)
+
+
+@given(directories, st.data())
+def test_decode_survives_corrupted_documents(entries: list[Node], data: st.DataObject) -> None:
+    document = json.loads(encode_tree(entries))
+    for item in document["nodes"]:
+        key = data.draw(st.sampled_from(sorted(item)))
+        item[key] = data.draw(
+            st.none()
+            | st.booleans()
+            | st.integers()
+            | st.floats()
+            | st.text(max_size=5)
+            | st.lists(st.integers(), max_size=2)
+            | st.dictionaries(st.text(max_size=3), st.none())
+        )
+    with contextlib.suppress(IntegrityError, UnsafePathError):
+        decode_tree(json.dumps(document).encode())
+
+
+def test_replace_keeps_a_node_encodable() -> None:
+    # The backup service fills content/subtree with dataclasses.replace after capture.
+    node = Node(name=b"f", type=NodeType.FILE, size=3)
+    filled = dataclasses.replace(node, content=(ID_A, ID_B))
+    assert decode_tree(encode_tree([filled])) == [filled]
