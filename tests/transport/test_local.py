@@ -1,0 +1,147 @@
+"""The local backend keeps the promises of the Backend protocol (transport/base.py)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from drvault.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    PermanentError,
+    UsageError,
+)
+from drvault.transport import LocalBackend, ObjectInfo, open_backend
+from drvault.transport.base import ShortReadError
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> LocalBackend:
+    b = LocalBackend(tmp_path / "root")
+    assert not b.exists()
+    b.create()
+    assert b.exists()
+    b.create()  # idempotent
+    return b
+
+
+def test_put_get_stat(backend: LocalBackend, tmp_path: Path) -> None:
+    backend.put("data/ab/abc", b"0123456789")
+    assert (tmp_path / "root" / "data" / "ab" / "abc").read_bytes() == b"0123456789"
+    assert backend.get("data/ab/abc") == b"0123456789"
+    assert backend.stat("data/ab/abc") == ObjectInfo("data/ab/abc", 10)
+    backend.put("data/ab/abc", memoryview(b"replaced"))  # non-exclusive put replaces
+    assert backend.get("data/ab/abc") == b"replaced"
+    backend.put("empty", b"")
+    assert backend.get("empty") == b""
+    assert backend.location == str(tmp_path / "root")
+
+
+def test_ranged_get_and_short_reads(backend: LocalBackend) -> None:
+    backend.put("obj", b"0123456789")
+    assert backend.get("obj", 3) == b"3456789"
+    assert backend.get("obj", 3, 4) == b"3456"
+    assert backend.get("obj", 0, 10) == b"0123456789"
+    assert backend.get("obj", 10, 0) == b""
+    with pytest.raises(ShortReadError, match="truncated") as info:
+        backend.get("obj", 8, 4)
+    assert info.value.name == "obj"
+    assert isinstance(info.value, PermanentError)
+    with pytest.raises(ShortReadError):
+        backend.get("obj", 20, 1)
+
+
+def test_missing_objects(backend: LocalBackend) -> None:
+    with pytest.raises(NotFoundError):
+        backend.get("nope")
+    with pytest.raises(NotFoundError):
+        backend.get("dir/nope", 0, 5)
+    with pytest.raises(NotFoundError):
+        backend.stat("nope")
+    with pytest.raises(NotFoundError):
+        backend.delete("nope")
+
+
+def test_exclusive_put_is_create_if_absent(backend: LocalBackend, tmp_path: Path) -> None:
+    backend.put("locks/one", b"first", exclusive=True)
+    with pytest.raises(AlreadyExistsError):
+        backend.put("locks/one", b"second", exclusive=True)
+    assert backend.get("locks/one") == b"first"
+    assert os.listdir(tmp_path / "root" / "locks") == ["one"]  # no temporary file left
+
+
+def test_exclusive_put_has_exactly_one_winner(backend: LocalBackend) -> None:
+    wins: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def race(n: int) -> None:
+        barrier.wait()
+        try:
+            backend.put("locks/race", str(n).encode(), exclusive=True)
+            wins.append(n)
+        except AlreadyExistsError:
+            pass
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert backend.get("locks/race") == str(wins[0]).encode()
+
+
+def test_list_yields_each_object_once_and_skips_temporaries(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    names = ["index/aa", "index/bb", "data/00/x", "data/01/y", "config"]
+    for n in names:
+        backend.put(n, n.encode())
+    (tmp_path / "root" / "data" / "00" / ".tmp-deadbeef").write_bytes(b"partial upload")
+    assert sorted(i.name for i in backend.list("")) == sorted(names)
+    assert sorted(i.name for i in backend.list("data/")) == ["data/00/x", "data/01/y"]
+    assert sorted(i.name for i in backend.list("data")) == ["data/00/x", "data/01/y"]
+    assert sorted((i.name, i.size) for i in backend.list("index/")) == [
+        ("index/aa", 8),
+        ("index/bb", 8),
+    ]
+    assert list(backend.list("snapshots/")) == []
+
+
+def test_list_of_a_missing_root_is_empty(tmp_path: Path) -> None:
+    assert list(LocalBackend(tmp_path / "absent").list("")) == []
+
+
+def test_delete(backend: LocalBackend) -> None:
+    backend.put("keys/k", b"slot")
+    backend.delete("keys/k")
+    with pytest.raises(NotFoundError):
+        backend.get("keys/k")
+    assert list(backend.list("keys/")) == []
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../outside", "data/../../outside", "a/../b"])
+def test_names_cannot_escape_the_root(backend: LocalBackend, tmp_path: Path, name: str) -> None:
+    for op in (
+        lambda: backend.put(name, b"x"),
+        lambda: backend.get(name),
+        lambda: backend.stat(name),
+        lambda: backend.delete(name),
+    ):
+        with pytest.raises(PermanentError, match="invalid object name"):
+            op()
+    assert not (tmp_path / "outside").exists()
+
+
+def test_open_backend_urls(tmp_path: Path) -> None:
+    assert isinstance(open_backend(str(tmp_path)), LocalBackend)
+    local = open_backend(f"file://{tmp_path}/repo")
+    assert isinstance(local, LocalBackend) and local.location == f"{tmp_path}/repo"
+    for url in ("s3:bucket/prefix", "sftp://host/path", "https://example.com/x"):
+        with pytest.raises(UsageError, match="not supported"):
+            open_backend(url)
+    with pytest.raises(UsageError, match="no repository"):
+        open_backend("")
