@@ -1,0 +1,155 @@
+"""Pack files: many sealed blobs plus their own sealed blob table.
+
+    offset  size  field
+    0       4     magic b"DRVP"
+    4       1     pack version = 1
+    5       1     kind: 0 data, 1 tree
+    6       2     reserved, zero
+    8       16    salt (random); pack key = suite.derive(master.enc, b"pack", salt)
+    24      ...   blob records, back to back. The record at offset o is
+                  AEAD(pack key, nonce = o as 12-byte big-endian, stored bytes,
+                       aad = blob ID (32) || type (1) || compression (1))
+    H       L     blob table, sealed: AEAD(pack key, nonce = 12 bytes 0xFF, table, aad = bytes 0..24)
+    H+L     4     L, u32 little-endian
+    H+L+4   4     magic b"DRVE"
+
+Blob table: count u32 LE, then per blob an ENTRY (48 bytes): ID (32), type u8 (0 data, 1 tree),
+compression u8 (0 none, 1 zstd), reserved u16, offset u32 LE, length u32 LE (sealed length,
+stored + 16), raw length u32 LE (plaintext length).
+
+Nonces are unique under a pack key because record offsets are distinct and the table nonce is
+no valid offset; pack keys are unique per pack by the 128-bit random salt, so the scheme holds
+for any number of blobs (2^64 packs before a salt collision is even likely).
+The pack's name is the SHA-256 of all its bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drvault.repository.crypto import TAG_SIZE, Aead, AuthenticationFailed, sha256
+
+MAGIC = b"DRVP"
+END_MAGIC = b"DRVE"
+VERSION = 1
+PRELUDE = struct.Struct("<4sBB2x16s")
+ENTRY = struct.Struct("<32sBBxxIII")
+TRAILER = struct.Struct("<I4s")
+TABLE_NONCE = b"\xff" * 12
+
+BLOB_DATA = 0
+BLOB_TREE = 1
+COMP_NONE = 0
+COMP_ZSTD = 1
+KIND_CODES = {"data": 0, "tree": 1}
+
+
+CipherFactory = Callable[[bytes], Aead]
+"""Gives the pack cipher for a pack's salt."""
+
+
+class MalformedPack(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PackEntry:
+    blob_id: bytes
+    type: int
+    compression: int
+    offset: int
+    length: int
+    raw_length: int
+
+
+def blob_nonce(offset: int) -> bytes:
+    return offset.to_bytes(12, "big")
+
+
+def blob_aad(blob_id: bytes, blob_type: int, compression: int) -> bytes:
+    return blob_id + bytes((blob_type, compression))
+
+
+class PackWriter:
+    """Accumulates sealed blobs in memory until the pack is finished."""
+
+    def __init__(self, kind: str, cipher_for_salt: CipherFactory) -> None:
+        self.kind = kind
+        self.salt = os.urandom(16)
+        self._cipher = cipher_for_salt(self.salt)
+        self._buf = bytearray(PRELUDE.pack(MAGIC, VERSION, KIND_CODES[kind], self.salt))
+        self.entries: list[PackEntry] = []
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def add(
+        self, blob_id: bytes, blob_type: int, compression: int, stored: bytes, raw_length: int
+    ) -> None:
+        offset = len(self._buf)
+        sealed = self._cipher.seal(
+            blob_nonce(offset), stored, blob_aad(blob_id, blob_type, compression)
+        )
+        self._buf += sealed
+        self.entries.append(
+            PackEntry(blob_id, blob_type, compression, offset, len(sealed), raw_length)
+        )
+
+    def finish(self) -> tuple[bytes, bytes]:
+        """(pack name, pack bytes)."""
+        table = struct.pack("<I", len(self.entries)) + b"".join(
+            ENTRY.pack(e.blob_id, e.type, e.compression, e.offset, e.length, e.raw_length)
+            for e in self.entries
+        )
+        sealed = self._cipher.seal(TABLE_NONCE, table, bytes(self._buf[: PRELUDE.size]))
+        self._buf += sealed + TRAILER.pack(len(sealed), END_MAGIC)
+        data = bytes(self._buf)
+        self._buf = bytearray()
+        return sha256(data), data
+
+
+def parse_prelude(data: bytes) -> tuple[int, bytes]:
+    """(kind code, salt) from a pack's first 24 bytes."""
+    if len(data) < PRELUDE.size:
+        raise MalformedPack("truncated prelude")
+    magic, version, kind, salt = PRELUDE.unpack_from(data)
+    if magic != MAGIC or version != VERSION or kind not in (0, 1):
+        raise MalformedPack("bad prelude (magic, version or kind)")
+    return kind, salt
+
+
+def table_length(trailer: bytes) -> int:
+    length, magic = TRAILER.unpack(trailer)
+    if magic != END_MAGIC:
+        raise MalformedPack("bad trailer magic")
+    return length
+
+
+def open_table(cipher: Aead, prelude: bytes, sealed: bytes) -> list[PackEntry]:
+    try:
+        table = cipher.open(TABLE_NONCE, sealed, prelude[: PRELUDE.size])
+    except AuthenticationFailed as exc:
+        raise MalformedPack("blob table fails authentication") from exc
+    (count,) = struct.unpack_from("<I", table)
+    if len(table) != 4 + count * ENTRY.size:
+        raise MalformedPack("blob table has the wrong length")
+    return [PackEntry(*ENTRY.unpack_from(table, 4 + i * ENTRY.size)) for i in range(count)]
+
+
+def read_entries(cipher_for_salt: CipherFactory, data: bytes) -> tuple[int, list[PackEntry]]:
+    """Parse a whole pack's table: (kind code, entries). Raises MalformedPack."""
+    kind, salt = parse_prelude(data)
+    if len(data) < PRELUDE.size + TRAILER.size:
+        raise MalformedPack("truncated")
+    length = table_length(data[-TRAILER.size :])
+    start = len(data) - TRAILER.size - length
+    if start < PRELUDE.size:
+        raise MalformedPack("table length out of range")
+    entries = open_table(cipher_for_salt(salt), data, data[start : len(data) - TRAILER.size])
+    for e in entries:
+        if e.offset < PRELUDE.size or e.offset + e.length > start or e.length < TAG_SIZE:
+            raise MalformedPack("blob entry out of range")
+    return kind, entries

@@ -1,0 +1,434 @@
+"""An open repository: the one object services use to store and fetch blobs and snapshots.
+
+Write path: ``put_blob`` -> pack writer (one per kind) -> pack upload -> pending index entries ->
+index file -> ``save_snapshot`` (the commit point). Read path: index lookup -> ranged read ->
+AEAD open -> decompress -> blob ID check. Every failure of a stored object becomes an
+``IntegrityError`` naming the object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import zstandard
+
+from drvault.errors import (
+    BackendError,
+    IntegrityError,
+    NotFoundError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    UsageError,
+    WrongPasswordError,
+)
+from drvault.repository import config as config_codec
+from drvault.repository import envelope, layout
+from drvault.repository import index as index_codec
+from drvault.repository.config import ChunkerSettings, RepoConfig
+from drvault.repository.crypto import Aead, AuthenticationFailed, sha256
+from drvault.repository.index import Index, IndexEntry, PackRef
+from drvault.repository.keys import (
+    KdfParams,
+    KeySlot,
+    MalformedKeySlot,
+    MasterKey,
+    parse_slot,
+    wrap,
+)
+from drvault.repository.pack import (
+    BLOB_DATA,
+    BLOB_TREE,
+    COMP_NONE,
+    COMP_ZSTD,
+    MalformedPack,
+    PackEntry,
+    PackWriter,
+    blob_aad,
+    blob_nonce,
+    read_entries,
+)
+from drvault.repository.suite import Suite
+from drvault.transport.base import Backend, ShortReadError
+
+INDEX_EVERY_PACKS = 32
+BLOB_KIND = {BLOB_DATA: "data", BLOB_TREE: "tree"}
+
+
+@dataclass
+class WriteStats:
+    blobs_new: int = 0
+    blobs_dedup: int = 0
+    bytes_raw_new: int = 0
+    bytes_stored_new: int = 0
+    packs_written: int = 0
+    pack_bytes_written: int = 0
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    """A loaded snapshot: its name, the keyless pack list and the decrypted document."""
+
+    id: bytes
+    packs: tuple[bytes, ...]
+    body: bytes
+
+
+@dataclass
+class _Pending:
+    packs: list[tuple[PackRef, list[PackEntry]]] = field(default_factory=list)
+
+
+class Repository:
+    def __init__(
+        self, backend: Backend, config: RepoConfig, master: MasterKey, slot_id: str
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self.master = master
+        self.slot_id = slot_id
+        self.suite = config.suite
+        self.index = Index()
+        self.stats = WriteStats()
+        self.session_packs: list[bytes] = []
+        self._blob_id = self.suite.id_hasher(master.mac)
+        self._ciphers: dict[bytes, Aead] = {}
+        self._writers: dict[str, PackWriter] = {}
+        self._pending_ids: set[bytes] = set()
+        self._unindexed = _Pending()
+        self._compressor = zstandard.ZstdCompressor(level=config.compression_level)
+        self._decompressor = zstandard.ZstdDecompressor()
+
+    # ----------------------------------------------------------------- creating and opening
+
+    @classmethod
+    def init(
+        cls,
+        backend: Backend,
+        password: bytes,
+        *,
+        suite: Suite,
+        chunker: ChunkerSettings | None = None,
+        kdf: KdfParams | None = None,
+        compression_level: int = 3,
+        pack_size: int = 32 << 20,
+    ) -> Repository:
+        if backend.exists() and _object_exists(backend, layout.CONFIG):  # list() lists prefixes
+            raise RepositoryExistsError(f"{backend.location}: a repository already exists here")
+        if backend.exists() and any(True for _ in backend.list(layout.KEYS)):
+            raise RepositoryExistsError(f"{backend.location}: holds key files but no config")
+        backend.create()
+        repo_id = os.urandom(32)
+        config = RepoConfig(
+            repository_id=repo_id,
+            suite=suite,
+            chunker=chunker or ChunkerSettings(),
+            compression_level=compression_level,
+            pack_size=pack_size,
+        )
+        master = MasterKey.generate(repo_id)
+        name, raw = wrap(master, password, suite.cipher, kdf or KdfParams())
+        backend.put(name, raw, exclusive=True)
+        mac = suite.id_hasher(master.mac)(config_codec.mac_input(config.body()))
+        backend.put(layout.CONFIG, config_codec.encode(config, mac), exclusive=True)
+        return cls(backend, config, master, name.rsplit("/", 1)[-1])
+
+    @classmethod
+    def open(cls, backend: Backend, password: bytes, *, load_index: bool = True) -> Repository:
+        config, body, mac = read_config(backend)
+        master, slot_id = _unlock(backend, password)
+        if master.repository_id != config.repository_id:
+            raise IntegrityError(layout.CONFIG, "belongs to another repository than the key")
+        if config.suite.id_hasher(master.mac)(config_codec.mac_input(body)) != mac:
+            raise IntegrityError(layout.CONFIG, "MAC mismatch: the config was altered")
+        repo = cls(backend, config, master, slot_id)
+        if load_index:
+            repo.load_index()
+        return repo
+
+    # ----------------------------------------------------------------------------- index
+
+    def list_names(self, prefix: str) -> list[str]:
+        return [info.name for info in self.backend.list(prefix)]
+
+    def load_index(self, errors: list[IntegrityError] | None = None) -> None:
+        """Read every index file. With ``errors``, bad files are collected there, not raised."""
+        for name in self.list_names(layout.INDEX):
+            try:
+                for ref, entries in self.read_index_file(name):
+                    self.index.add_pack(ref, entries)
+            except IntegrityError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+
+    def read_index_file(self, name: str) -> list[tuple[PackRef, list[PackEntry]]]:
+        raw = self._get_verified(name)
+        try:
+            env = envelope.parse(raw, envelope.INDEX_MAGIC)
+            body = envelope.open_body(env, self.suite, self.master.enc)
+            return index_codec.decode_file(env.packs, body)
+        except (envelope.MalformedEnvelope, index_codec.MalformedIndex) as exc:
+            raise IntegrityError(name, str(exc)) from exc
+
+    def _get_verified(self, name: str) -> bytes:
+        """Fetch a content-addressed object and check it against its name."""
+        raw = self._get(name)
+        want = layout.parse_hex_name(name)
+        if want is None or sha256(raw) != want:
+            raise IntegrityError(name, "content does not match its name (SHA-256 mismatch)")
+        return raw
+
+    def _get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            return self.backend.get(name, offset, length)
+        except ShortReadError as exc:
+            raise IntegrityError(name, "truncated (short read)") from exc
+        except NotFoundError as exc:
+            raise IntegrityError(name, "missing") from exc
+
+    # ----------------------------------------------------------------------------- blobs
+
+    def blob_id(self, data: bytes | memoryview) -> bytes:
+        return self._blob_id(data)
+
+    def has_blob(self, blob_id: bytes) -> bool:
+        return blob_id in self.index or blob_id in self._pending_ids
+
+    def pack_cipher(self, salt: bytes) -> Aead:
+        cipher = self._ciphers.get(salt)
+        if cipher is None:
+            if len(self._ciphers) > 256:
+                self._ciphers.clear()
+            cipher = self._ciphers[salt] = self.suite.cipher_for(self.master.enc, b"pack", salt)
+        return cipher
+
+    def put_blob(
+        self, blob_type: int, data: bytes, blob_id: bytes | None = None
+    ) -> tuple[bytes, bool]:
+        """Store ``data`` unless present: (blob ID, whether it was new)."""
+        if blob_id is None:
+            blob_id = self._blob_id(data)
+        if self.has_blob(blob_id):
+            self.stats.blobs_dedup += 1
+            return blob_id, False
+        stored, compression = self.compress(data)
+        self.put_sealed_input(blob_type, blob_id, stored, compression, len(data))
+        return blob_id, True
+
+    def compress(self, data: bytes) -> tuple[bytes, int]:
+        """zstd unless that does not make the blob smaller; (stored bytes, compression code)."""
+        if self.config.compression == "zstd" and len(data) > 64:
+            packed = self._compressor.compress(data)
+            if len(packed) < len(data):
+                return packed, COMP_ZSTD
+        return data, COMP_NONE
+
+    def put_sealed_input(
+        self, blob_type: int, blob_id: bytes, stored: bytes, compression: int, raw_length: int
+    ) -> None:
+        kind = BLOB_KIND[blob_type]
+        writer = self._writers.get(kind)
+        if writer is None:
+            writer = self._writers[kind] = PackWriter(kind, self.pack_cipher)
+        writer.add(blob_id, blob_type, compression, stored, raw_length)
+        self._pending_ids.add(blob_id)
+        self.stats.blobs_new += 1
+        self.stats.bytes_raw_new += raw_length
+        self.stats.bytes_stored_new += len(stored)
+        if len(writer) >= self.config.pack_size:
+            self._finish_pack(kind)
+
+    def _finish_pack(self, kind: str) -> None:
+        writer = self._writers.pop(kind)
+        name, data = writer.finish()
+        self.backend.put(layout.pack_path(kind, name), data)
+        ref = PackRef(name, kind, writer.salt)
+        self.index.add_pack(ref, writer.entries)
+        for e in writer.entries:
+            self._pending_ids.discard(e.blob_id)
+        self._unindexed.packs.append((ref, writer.entries))
+        self.session_packs.append(name)
+        self.stats.packs_written += 1
+        self.stats.pack_bytes_written += len(data)
+        if len(self._unindexed.packs) >= INDEX_EVERY_PACKS:
+            self._write_index()
+
+    def _write_index(self) -> None:
+        if not self._unindexed.packs:
+            return
+        names, body = index_codec.encode_file(self._unindexed.packs)
+        raw = envelope.seal(envelope.INDEX_MAGIC, self.suite, self.master.enc, names, body)
+        self.backend.put(layout.index_path(sha256(raw)), raw)
+        self._unindexed = _Pending()
+
+    def flush(self) -> None:
+        """Upload open packs and index them: everything put so far is durable afterwards."""
+        for kind in list(self._writers):
+            if self._writers[kind].entries:
+                self._finish_pack(kind)
+            else:
+                del self._writers[kind]
+        self._write_index()
+
+    def get_blob(self, blob_id: bytes) -> bytes:
+        entry = self.index.get(blob_id)
+        if entry is None:
+            raise IntegrityError(f"blob {blob_id.hex()}", "not in any index (missing)")
+        sealed = self._get(
+            layout.pack_path(entry.pack.kind, entry.pack.name), entry.offset, entry.length
+        )
+        return self.open_blob(entry, sealed)
+
+    def open_blob(
+        self, entry: IndexEntry | PackEntry, sealed: bytes | memoryview, pack: PackRef | None = None
+    ) -> bytes:
+        """Decrypt, decompress and verify one sealed blob record."""
+        ref = pack if pack is not None else entry.pack  # type: ignore[union-attr]
+        where = layout.pack_path(ref.kind, ref.name)
+        try:
+            stored = self.pack_cipher(ref.salt).open(
+                blob_nonce(entry.offset),
+                sealed,
+                blob_aad(entry.blob_id, entry.type, entry.compression),
+            )
+        except AuthenticationFailed as exc:
+            raise IntegrityError(
+                where, f"blob {entry.blob_id.hex()[:16]} fails authentication"
+            ) from exc
+        if entry.compression == COMP_ZSTD:
+            try:
+                data = self._decompressor.decompress(stored, max_output_size=entry.raw_length)
+            except zstandard.ZstdError as exc:
+                raise IntegrityError(
+                    where, f"blob {entry.blob_id.hex()[:16]} does not decompress"
+                ) from exc
+        else:
+            data = stored
+        if len(data) != entry.raw_length or self._blob_id(data) != entry.blob_id:
+            raise IntegrityError(where, f"blob {entry.blob_id.hex()[:16]} does not match its ID")
+        return data
+
+    # ----------------------------------------------------------------------------- packs
+
+    def read_pack(self, ref: PackRef) -> bytes:
+        """A whole pack, verified against its name."""
+        return self._get_verified(layout.pack_path(ref.kind, ref.name))
+
+    def pack_entries(self, path: str, data: bytes) -> tuple[str, list[PackEntry]]:
+        """Parse a whole pack's own blob table: (kind, entries)."""
+        try:
+            kind, entries = read_entries(self.pack_cipher, data)
+        except MalformedPack as exc:
+            raise IntegrityError(path, str(exc)) from exc
+        if path.split("/", 1)[0] != index_codec.KIND_NAMES[kind]:
+            raise IntegrityError(path, "pack kind does not match its prefix")
+        return index_codec.KIND_NAMES[kind], entries
+
+    # ------------------------------------------------------------------------- snapshots
+
+    def save_snapshot(self, body: bytes, packs: Iterable[bytes]) -> bytes:
+        """Flush everything, then write the snapshot: the commit point. Returns its ID."""
+        self.flush()
+        raw = envelope.seal(envelope.SNAPSHOT_MAGIC, self.suite, self.master.enc, list(packs), body)
+        snapshot_id = sha256(raw)
+        self.backend.put(layout.snapshot_path(snapshot_id), raw)
+        return snapshot_id
+
+    def snapshot_ids(self) -> list[bytes]:
+        ids = []
+        for name in self.list_names(layout.SNAPSHOTS):
+            parsed = layout.parse_hex_name(name)
+            if parsed is not None:
+                ids.append(parsed)
+        return ids
+
+    def load_snapshot(self, snapshot_id: bytes) -> SnapshotRecord:
+        name = layout.snapshot_path(snapshot_id)
+        raw = self._get_verified(name)
+        try:
+            env = envelope.parse(raw, envelope.SNAPSHOT_MAGIC)
+            body = envelope.open_body(env, self.suite, self.master.enc, max_size=1 << 26)
+        except envelope.MalformedEnvelope as exc:
+            raise IntegrityError(name, str(exc)) from exc
+        return SnapshotRecord(snapshot_id, env.packs, body)
+
+    # ------------------------------------------------------------------------------ keys
+
+    def key_slots(self) -> list[KeySlot | str]:
+        """Parsed slots; a damaged slot appears as its object name."""
+        out: list[KeySlot | str] = []
+        for name in self.list_names(layout.KEYS):
+            try:
+                out.append(parse_slot(name, self.backend.get(name)))
+            except MalformedKeySlot:
+                out.append(name)
+        return out
+
+    def add_key(self, password: bytes, kdf: KdfParams | None = None) -> str:
+        name, raw = wrap(self.master, password, self.suite.cipher, kdf or KdfParams())
+        self.backend.put(name, raw, exclusive=True)
+        return name.rsplit("/", 1)[-1]
+
+    def remove_key(self, slot_id: str) -> str:
+        names = self.list_names(layout.KEYS)
+        matches = [n for n in names if n.rsplit("/", 1)[-1].startswith(slot_id)]
+        if len(matches) != 1:
+            raise UsageError(f"key {slot_id!r} matches {len(matches)} key slots (need exactly one)")
+        target = matches[0].rsplit("/", 1)[-1]
+        if target == self.slot_id:
+            raise UsageError("refusing to remove the key slot this session was opened with")
+        if len(names) < 2:
+            raise UsageError("refusing to remove the last key slot")
+        self.backend.delete(matches[0])
+        return target
+
+
+def _object_exists(backend: Backend, name: str) -> bool:
+    try:
+        backend.stat(name)
+    except NotFoundError:
+        return False
+    return True
+
+
+def read_config(backend: Backend) -> tuple[RepoConfig, dict[str, object], bytes]:
+    if not backend.exists():
+        raise RepositoryNotFoundError(f"{backend.location}: repository does not exist")
+    try:
+        raw = backend.get(layout.CONFIG)
+    except NotFoundError:
+        raise RepositoryNotFoundError(
+            f"{backend.location}: not a drvault repository (no config)"
+        ) from None
+    try:
+        return config_codec.decode(raw)
+    except config_codec.MalformedConfig as exc:
+        raise IntegrityError(layout.CONFIG, str(exc)) from exc
+
+
+def _unlock(backend: Backend, password: bytes) -> tuple[MasterKey, str]:
+    damaged: list[tuple[str, str]] = []
+    slots: list[KeySlot] = []
+    for info in backend.list(layout.KEYS):
+        try:
+            slots.append(parse_slot(info.name, backend.get(info.name)))
+        except MalformedKeySlot as exc:
+            damaged.append((info.name, str(exc)))
+        except BackendError as exc:
+            damaged.append((info.name, str(exc)))
+    for slot in slots:
+        try:
+            master = slot.unwrap(password)
+        except (ValueError, KeyError) as exc:
+            damaged.append((slot.name, f"malformed ({exc})"))
+            continue
+        if master is not None:
+            return master, slot.id
+    if damaged:
+        name, reason = damaged[0]
+        raise IntegrityError(name, f"{reason}; no intact key slot opens with this password")
+    if not slots:
+        raise IntegrityError(layout.KEYS, "no key slots: the repository cannot be opened")
+    raise WrongPasswordError(f"wrong password: none of {len(slots)} key slot(s) opens with it")
