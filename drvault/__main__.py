@@ -1,0 +1,5 @@
+"""``python -m drvault``."""
+
+from drvault.cli import main
+
+main()

@@ -1,0 +1,333 @@
+"""Backup: walk paths, store changed file contents and every directory tree, commit a snapshot.
+
+The snapshot's root tree mirrors the absolute paths given (``/srv/db`` is stored as ``srv`` ->
+``db``), like restic. An unchanged file (same size, mtime, ctime and inode as in the parent
+snapshot, all its blobs indexed) costs an ``lstat``, not a read. The parent's trees are loaded
+one directory at a time along the walk, so memory follows the depth of the tree, not its size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import getpass
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from drvault.chunker import Chunker, ChunkerParams
+from drvault.errors import UsageError
+from drvault.filesystem.capture import capture, scan_dir
+from drvault.repository.config import ChunkerSettings
+from drvault.repository.pack import BLOB_DATA, BLOB_TREE
+from drvault.repository.repository import Repository
+from drvault.snapshot import Node, NodeType, decode_tree, display_name, encode_tree
+from drvault.snapshot.document import Snapshot
+from drvault.version import __version__
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NOATIME = getattr(os, "O_NOATIME", 0)  # only the owner or root may use it
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    paths: tuple[bytes, ...]
+    excludes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    backup_set: str | None = None
+    parent: bytes | None = None  # explicit parent snapshot; None: the latest with the same paths
+    force_read: bool = False  # read every file even when the parent says it is unchanged
+    hostname: str = field(default_factory=socket.gethostname)
+
+
+@dataclass
+class BackupStats:
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    dirs: int = 0
+    others: int = 0
+    bytes_total: int = 0  # sum of file sizes in the snapshot
+    bytes_read: int = 0  # file content actually read
+    errors: int = 0
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    snapshot: Snapshot
+    stats: BackupStats
+    warnings: tuple[str, ...]
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.warnings)
+
+
+Progress = Callable[[BackupStats, bytes], None]
+
+
+def normalize_paths(paths: Iterable[bytes]) -> tuple[bytes, ...]:
+    """Absolute, normalised, without duplicates or paths inside another given path."""
+    out: list[bytes] = []
+    for p in sorted({os.path.normpath(os.path.abspath(p)) for p in paths}):
+        if not os.path.lexists(p):
+            raise UsageError(f"{display_name(p)}: no such file or directory")
+        if any(p == q or p.startswith(q.rstrip(b"/") + b"/") for q in out):
+            continue
+        out.append(p)
+    if not out:
+        raise UsageError("nothing to back up: give at least one path")
+    return tuple(out)
+
+
+def make_chunker(settings: ChunkerSettings, secret: bytes) -> Chunker:
+    """The repository's chunker: its sizes, and its keyed (or the canonical) gear table."""
+    params = ChunkerParams(settings.min_size, settings.avg_size, settings.max_size, settings.level)
+    if settings.gear == "keyed":
+        return Chunker.keyed(params, secret)
+    return Chunker.canonical(params)
+
+
+class _Excluder:
+    """Globs as in restic: a pattern with ``/`` matches the whole path, else the name."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self._full = [os.fsencode(p) for p in patterns if "/" in p]
+        self._name = [os.fsencode(p) for p in patterns if "/" not in p]
+
+    def __call__(self, path: bytes, name: bytes) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in self._name) or any(
+            fnmatch.fnmatchcase(path, p) for p in self._full
+        )
+
+
+class _Walker:
+    def __init__(self, repo: Repository, request: BackupRequest, progress: Progress | None) -> None:
+        self.repo = repo
+        self.request = request
+        self.chunker = make_chunker(repo.config.chunker, repo.master.chunker)
+        self.excluded = _Excluder(request.excludes)
+        self.progress = progress
+        self.stats = BackupStats()
+        self.warnings: list[str] = []
+        self.packs: set[bytes] = set()
+        self._hardlinks: dict[tuple[int, int], tuple[bytes, ...]] = {}
+
+    def warn(self, path: bytes, message: str) -> None:
+        self.stats.errors += 1
+        self.warnings.append(f"{display_name(path)}: {message}")
+
+    def _note_blob(self, blob_id: bytes) -> None:
+        pack = self.repo.index.pack_of(blob_id)
+        if pack is not None:
+            self.packs.add(pack)
+
+    def parent_nodes(self, subtree: bytes | None) -> dict[bytes, Node]:
+        if subtree is None:
+            return {}
+        return {n.name: n for n in decode_tree(self.repo.get_blob(subtree))}
+
+    # A virtual directory holds only the selected children of a real directory (the path
+    # components above each backed-up path).
+    def save_virtual(
+        self, path: bytes, children: dict[bytes, object], parent: Node | None
+    ) -> bytes:
+        old = self.parent_nodes(parent.subtree if parent and parent.type == NodeType.DIR else None)
+        nodes: list[Node] = []
+        for name in sorted(children):
+            child_path = os.path.join(path, name)
+            spec = children[name]
+            try:
+                st = os.lstat(child_path)
+            except OSError as exc:
+                self.warn(child_path, f"cannot stat: {exc.strerror}")
+                continue
+            base = capture(child_path, name, st)
+            if spec is True:
+                node = self.save_entry(child_path, base, st, old.get(name))
+            else:
+                assert isinstance(spec, dict)
+                node = dataclasses.replace(
+                    base, subtree=self.save_virtual(child_path, spec, old.get(name))
+                )
+                self.stats.dirs += 1
+            if node is not None:
+                nodes.append(node)
+        return self.put_tree(nodes)
+
+    def put_tree(self, nodes: list[Node]) -> bytes:
+        tree_id, _ = self.repo.put_blob(BLOB_TREE, encode_tree(nodes))
+        self._note_blob(tree_id)
+        return tree_id
+
+    def save_entry(
+        self, path: bytes, base: Node, st: os.stat_result, old: Node | None
+    ) -> Node | None:
+        if base.type == NodeType.DIR:
+            self.stats.dirs += 1
+            return dataclasses.replace(base, subtree=self.save_dir(path, old))
+        if base.type == NodeType.FILE:
+            self.stats.bytes_total += base.size
+            return self.save_file(path, base, st, old)
+        self.stats.others += 1
+        return base
+
+    def save_dir(self, path: bytes, old: Node | None) -> bytes:
+        old_nodes = self.parent_nodes(old.subtree if old and old.type == NodeType.DIR else None)
+        nodes: list[Node] = []
+        try:
+            listing = scan_dir(path)
+        except OSError as exc:
+            self.warn(path, f"cannot read directory: {exc.strerror}")
+            listing = []
+        for name, st in listing:
+            child = os.path.join(path, name)
+            if self.excluded(child, name):
+                continue
+            try:
+                base = capture(child, name, st)
+            except (OSError, ValueError) as exc:
+                self.warn(child, f"cannot read metadata: {exc}")
+                continue
+            node = self.save_entry(child, base, st, old_nodes.get(name))
+            if node is not None:
+                nodes.append(node)
+        del old_nodes
+        return self.put_tree(nodes)
+
+    def unchanged(self, base: Node, old: Node | None) -> bool:
+        return (
+            not self.request.force_read
+            and old is not None
+            and old.type == NodeType.FILE
+            and old.size == base.size
+            and old.mtime_ns == base.mtime_ns
+            and old.ctime_ns == base.ctime_ns
+            and old.inode == base.inode
+            and all(c in self.repo.index for c in old.content)
+        )
+
+    def save_file(
+        self, path: bytes, base: Node, st: os.stat_result, old: Node | None
+    ) -> Node | None:
+        if self.unchanged(base, old):
+            assert old is not None
+            self.stats.files_unmodified += 1
+            for blob_id in old.content:
+                self._note_blob(blob_id)
+            return dataclasses.replace(base, content=old.content)
+        key = base.hardlink_key
+        if key is not None and key in self._hardlinks:
+            return dataclasses.replace(base, content=self._hardlinks[key])
+        try:
+            content = self.read_file(path, st)
+        except OSError as exc:
+            self.warn(path, f"cannot read: {exc.strerror or exc}")
+            return None
+        if old is None:
+            self.stats.files_new += 1
+        else:
+            self.stats.files_changed += 1
+        if key is not None:
+            self._hardlinks[key] = content
+        if self.progress is not None:
+            self.progress(self.stats, path)
+        return dataclasses.replace(base, content=content)
+
+    def read_file(self, path: bytes, st: os.stat_result) -> tuple[bytes, ...]:
+        try:
+            fd = os.open(path, _READ_FLAGS | _NOATIME)
+        except PermissionError:
+            fd = os.open(path, _READ_FLAGS)
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            before = os.fstat(fd)
+            if before.st_ino != st.st_ino or not stat.S_ISREG(before.st_mode):
+                raise OSError(0, "replaced while being backed up")
+            content: list[bytes] = []
+            # a buffer sized to the file: the default (16 MiB) costs more than a small file's read
+            size = max(self.chunker.params.max_size, min(st.st_size, self.chunker.read_buffer_size))
+            for chunk in self.chunker.chunk_file(f, buffer_size=size):
+                self.stats.bytes_read += len(chunk)
+                blob_id, new = self.repo.put_blob(BLOB_DATA, chunk)
+                if not new:
+                    self._note_blob(blob_id)
+                content.append(blob_id)
+            after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        ):
+            self.warn(path, "changed while being read; the snapshot holds what was read")
+        return tuple(content)
+
+
+def _path_tree(paths: tuple[bytes, ...]) -> dict[bytes, object]:
+    root: dict[bytes, object] = {}
+    for p in paths:
+        parts = [c for c in p.split(b"/") if c]
+        if not parts:
+            raise UsageError("backing up / itself is not supported: name its directories")
+        node = root
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            assert isinstance(nxt, dict)
+            node = nxt
+        node[parts[-1]] = True
+    return root
+
+
+def find_parent(
+    repo: Repository, request: BackupRequest, paths: tuple[bytes, ...]
+) -> Snapshot | None:
+    from drvault.snapshots import load_all  # local: avoids a cycle at import time
+
+    if request.parent is not None:
+        return next((s for s in load_all(repo) if s.id == request.parent), None)
+    candidates = [
+        s
+        for s in load_all(repo)
+        if s.paths == paths
+        and s.hostname == request.hostname
+        and s.backup_set == request.backup_set
+    ]
+    return max(candidates, key=lambda s: s.time_ns, default=None)
+
+
+def backup(
+    repo: Repository, request: BackupRequest, progress: Progress | None = None
+) -> BackupResult:
+    paths = normalize_paths(request.paths)
+    parent = find_parent(repo, request, paths)
+    walker = _Walker(repo, request, progress)
+    start = time.time_ns()
+    root_parent = Node(name=b"/", type=NodeType.DIR, subtree=parent.tree) if parent else None
+    tree = walker.save_virtual(b"/", _path_tree(paths), root_parent)
+    repo.flush()
+    packs = walker.packs | set(repo.session_packs)
+    s = walker.stats
+    summary = dataclasses.asdict(s) | {
+        "blobs_new": repo.stats.blobs_new,
+        "bytes_added": repo.stats.pack_bytes_written,
+        "bytes_stored_new": repo.stats.bytes_stored_new,
+        "duration_ns": time.time_ns() - start,
+    }
+    snapshot = Snapshot(
+        time_ns=start,
+        hostname=request.hostname,
+        username=getpass.getuser(),
+        paths=paths,
+        tree=tree,
+        excludes=request.excludes,
+        tags=request.tags,
+        parent=parent.id if parent else None,
+        backup_set=request.backup_set,
+        program=f"drvault {__version__}",
+        summary=summary,
+    )
+    snapshot_id = repo.save_snapshot(snapshot.encode(), packs)
+    snapshot = dataclasses.replace(snapshot, id=snapshot_id, packs=tuple(sorted(packs)))
+    return BackupResult(snapshot, s, tuple(walker.warnings))

@@ -1,0 +1,565 @@
+"""The ``drvault`` command line: parse, call one service function, render text or JSON.
+
+Every command takes ``--json`` (global) for one JSON document on standard output. Errors print
+one line on standard error (and, with ``--json``, a JSON document on standard output) and exit
+with the code from ``drvault.errors``; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import click
+
+from drvault import errors
+from drvault.errors import DrvaultError, UsageError
+from drvault.password import get_password, read_password_file
+from drvault.progress import ProgressLine, human_bytes
+from drvault.repository.config import ChunkerSettings
+from drvault.repository.keys import KdfParams, KeySlot
+from drvault.repository.repository import Repository
+from drvault.repository.suite import Suite
+from drvault.snapshot import NodeType, display_name
+from drvault.snapshot.document import Snapshot
+from drvault.transport import open_backend
+from drvault.version import __version__
+
+
+@dataclass
+class Context:
+    json: bool
+    debug: bool
+    repo: str | None
+    password_file: str | None
+
+
+def _ctx() -> Context:
+    return click.get_current_context().find_object(Context)  # type: ignore[return-value]
+
+
+def emit(human: str | None, doc: Any) -> None:
+    if _ctx().json:
+        click.echo(json.dumps(doc, sort_keys=True, default=str))
+    elif human:
+        click.echo(human)
+
+
+def split_repo(args: tuple[str, ...], rest_min: int, usage: str) -> tuple[str, list[str]]:
+    """The repository (``--repo``/DRVAULT_REPOSITORY, else the first argument) and the rest."""
+    ctx = _ctx()
+    items = list(args)
+    if ctx.repo:
+        if items and items[0] == ctx.repo and len(items) > rest_min:
+            items.pop(0)  # given both ways: the same repository, not a path
+        return ctx.repo, items
+    if len(items) < rest_min + 1:
+        raise UsageError(f"usage: drvault {usage}")
+    return items[0], items[1:]
+
+
+def open_repo(url: str, *, load_index: bool = True) -> Repository:
+    password = get_password(_ctx().password_file)
+    return Repository.open(open_backend(url), password, load_index=load_index)
+
+
+def parse_size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise UsageError(f"invalid size {text!r} (examples: 64K, 1M)") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.option(
+    "-r",
+    "--repo",
+    envvar="DRVAULT_REPOSITORY",
+    default=None,
+    help="Repository (env DRVAULT_REPOSITORY); then commands take no REPO argument.",
+)
+@click.option(
+    "--password-file",
+    envvar="DRVAULT_PASSWORD_FILE",
+    default=None,
+    help="File whose first line is the password (env DRVAULT_PASSWORD_FILE).",
+)
+@click.version_option(__version__, prog_name="drvault")
+@click.pass_context
+def cli(
+    ctx: click.Context, as_json: bool, debug: bool, repo: str | None, password_file: str | None
+) -> None:
+    """drvault: deduplicated, encrypted backups and disaster-recovery copies."""
+    ctx.obj = Context(as_json, debug, repo or None, password_file)
+
+
+# ----------------------------------------------------------------------------------- init
+
+
+@cli.command()
+@click.argument("repo", required=False)
+@click.option("--suite", default="intl", show_default=True, help="Crypto suite: intl or gm.")
+@click.option("--cipher", default=None, help="intl: aes-256-gcm (default) or chacha20-poly1305.")
+@click.option("--id-hash", default=None, help="intl: blake3 (default) or hmac-sha256.")
+@click.option(
+    "--chunk-avg", default="64K", show_default=True, help="Average chunk size (power of 2)."
+)
+@click.option(
+    "--canonical-chunker", is_flag=True, help="Unkeyed gear table (reference cut points)."
+)
+@click.option("--compression-level", default=3, show_default=True, type=click.IntRange(1, 19))
+@click.option("--pack-size", default="32M", show_default=True, help="Target pack size.")
+@click.option("--kdf", default="", help="scrypt cost, e.g. n=131072,r=8,p=1 (the default).")
+def init(
+    repo: str | None,
+    suite: str,
+    cipher: str | None,
+    id_hash: str | None,
+    chunk_avg: str,
+    canonical_chunker: bool,
+    compression_level: int,
+    pack_size: str,
+    kdf: str,
+) -> None:
+    """Create an encrypted repository at REPO."""
+    url = repo or _ctx().repo
+    if not url:
+        raise UsageError("usage: drvault init REPO")
+    avg = parse_size(chunk_avg)
+    if avg < 256 or avg & (avg - 1) or avg > 1 << 26:
+        raise UsageError("--chunk-avg must be a power of two between 256 and 64M")
+    chunker = ChunkerSettings(
+        gear="canonical" if canonical_chunker else "keyed",
+        min_size=avg // 4,
+        avg_size=avg,
+        max_size=avg * 4,
+        level=1,
+    )
+    chosen = Suite.choose(suite, cipher, id_hash)
+    password = get_password(_ctx().password_file, confirm=True, prompt="New repository password")
+    r = Repository.init(
+        open_backend(url),
+        password,
+        suite=chosen,
+        chunker=chunker,
+        kdf=KdfParams.parse(kdf),
+        compression_level=compression_level,
+        pack_size=parse_size(pack_size),
+    )
+    emit(
+        f"created repository {r.config.repository_id.hex()[:16]} at {url} "
+        f"(suite {chosen.name}: {chosen.cipher}, {chosen.id_hash}; key {r.slot_id[:8]})",
+        {
+            "repository": url,
+            "id": r.config.repository_id.hex(),
+            "config": r.config.body(),
+            "key": r.slot_id,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------- backup
+
+
+@cli.command()
+@click.argument("args", nargs=-1, required=True, metavar="[REPO] PATH...")
+@click.option("--exclude", "-e", multiple=True, help="Glob to leave out (repeatable).")
+@click.option("--tag", multiple=True, help="Tag the snapshot (repeatable).")
+@click.option("--set", "backup_set", default=None, help="Backup set name recorded in the snapshot.")
+@click.option("--parent", default=None, help="Parent snapshot (default: latest of the same paths).")
+@click.option("--force", is_flag=True, help="Read every file even if unchanged since the parent.")
+@click.option("--host", default=None, help="Host name to record (default: this host).")
+def backup(
+    args: tuple[str, ...],
+    exclude: tuple[str, ...],
+    tag: tuple[str, ...],
+    backup_set: str | None,
+    parent: str | None,
+    force: bool,
+    host: str | None,
+) -> None:
+    """Back up PATH... into REPO as a new snapshot."""
+    from drvault.backup import BackupRequest, BackupStats
+    from drvault.backup import backup as run_backup
+    from drvault.snapshots import resolve
+
+    url, paths = split_repo(args, 1, "backup REPO PATH...")
+    repo = open_repo(url)
+    parent_id = resolve(repo, parent).id if parent else None
+    line = ProgressLine(None if not _ctx().json else False)
+
+    def progress(stats: BackupStats, path: bytes) -> None:
+        line.update(
+            f"{stats.files_new + stats.files_changed + stats.files_unmodified} files, "
+            f"{human_bytes(stats.bytes_read)} read: {display_name(path)[-80:]}"
+        )
+
+    request = BackupRequest(
+        paths=tuple(os.fsencode(p) for p in paths),
+        excludes=exclude,
+        tags=tag,
+        backup_set=backup_set,
+        parent=parent_id,
+        force_read=force,
+        **({"hostname": host} if host else {}),
+    )
+    result = run_backup(repo, request, progress)
+    line.done()
+    snap, s = result.snapshot, result.stats
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    emit(
+        f"snapshot {snap.id.hex()[:8]} saved: {s.files_new} new, {s.files_changed} changed, "
+        f"{s.files_unmodified} unmodified files, {s.dirs} dirs; "
+        f"{human_bytes(s.bytes_read)} read, {human_bytes(snap.summary['bytes_added'])} added"
+        + (f"; {len(result.warnings)} warning(s)" if result.warnings else ""),
+        {"snapshot": _snapshot_doc(snap), "stats": asdict(s), "warnings": list(result.warnings)},
+    )
+    if result.partial:
+        sys.exit(errors.EXIT_PARTIAL)
+
+
+def _snapshot_doc(s: Snapshot) -> dict[str, Any]:
+    return {
+        "id": s.id.hex(),
+        "time": s.time,
+        "hostname": s.hostname,
+        "username": s.username,
+        "paths": [display_name(p) for p in s.paths],
+        "tags": list(s.tags),
+        "tree": s.tree.hex(),
+        "parent": s.parent.hex() if s.parent else None,
+        "backup_set": s.backup_set,
+        "summary": s.summary,
+        "packs": len(s.packs),
+    }
+
+
+# ------------------------------------------------------------------------------ snapshots
+
+
+@cli.command()
+@click.argument("repo", required=False)
+def snapshots(repo: str | None) -> None:
+    """List the snapshots in REPO, oldest first."""
+    from drvault.snapshots import load_all
+
+    url = repo or _ctx().repo
+    if not url:
+        raise UsageError("usage: drvault snapshots REPO")
+    r = open_repo(url, load_index=False)
+    snaps = load_all(r)
+    rows = [
+        f"{s.id.hex()[:8]}  {s.time[:19].replace('T', ' ')}  {s.hostname:<12} "
+        f"{','.join(s.tags):<10} {human_bytes(s.summary.get('bytes_total', 0)):>10}  "
+        + " ".join(display_name(p) for p in s.paths)
+        for s in snaps
+    ]
+    header = f"{'ID':<8}  {'time (UTC)':<19}  {'host':<12} {'tags':<10} {'size':>10}  paths"
+    emit("\n".join([header, *rows, f"{len(snaps)} snapshot(s)"]), [_snapshot_doc(s) for s in snaps])
+
+
+# ------------------------------------------------------------------------------------- ls
+
+
+@cli.command("ls")
+@click.argument("args", nargs=-1, required=True, metavar="[REPO] SNAPSHOT [PATH]")
+@click.option("-l", "--long", "long_format", is_flag=True, help="Mode, owner, size, time.")
+def ls_command(args: tuple[str, ...], long_format: bool) -> None:
+    """List the files of SNAPSHOT (ID, unique prefix or 'latest'), optionally below PATH."""
+    from drvault.snapshots import find, resolve, walk
+
+    url, rest = split_repo(args, 1, "ls REPO SNAPSHOT [PATH]")
+    if len(rest) > 2:
+        raise UsageError("usage: drvault ls REPO SNAPSHOT [PATH]")
+    repo = open_repo(url)
+    snap = resolve(repo, rest[0])
+    entries: Any
+    if len(rest) == 2:
+        top = find(repo, snap.tree, os.fsencode(rest[1]))
+        if top is None:
+            raise UsageError(f"{rest[1]}: not in snapshot {snap.id.hex()[:8]}")
+        below = (
+            walk(repo, top.node.subtree, top.path)
+            if top.node.type == NodeType.DIR and top.node.subtree
+            else iter(())
+        )
+        entries = [top, *below]
+    else:
+        entries = walk(repo, snap.tree)
+    as_json = _ctx().json
+    for e in entries:
+        n = e.node
+        path = "/" + display_name(e.path)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "path": path,
+                        "type": str(n.type),
+                        "mode": n.mode,
+                        "uid": n.uid,
+                        "gid": n.gid,
+                        "size": n.size,
+                        "mtime_ns": n.mtime_ns,
+                    }
+                )
+            )
+        elif long_format:
+            click.echo(f"{n.type:<8} {n.mode:04o} {n.uid:>5}:{n.gid:<5} {n.size:>12}  {path}")
+        else:
+            click.echo(path)
+
+
+# -------------------------------------------------------------------------------- restore
+
+
+@cli.command()
+@click.argument("args", nargs=-1, required=True, metavar="[REPO] SNAPSHOT")
+@click.option("--target", "-t", required=True, type=click.Path(), help="Directory to restore into.")
+@click.option("--include", "-i", multiple=True, help="Restore only this path (repeatable).")
+@click.option(
+    "--verify", is_flag=True, help="Re-read restored files and compare with the snapshot."
+)
+@click.option(
+    "--no-owner", is_flag=True, help="Do not restore file ownership (default when not root)."
+)
+def restore(
+    args: tuple[str, ...], target: str, include: tuple[str, ...], verify: bool, no_owner: bool
+) -> None:
+    """Restore SNAPSHOT from REPO into --target."""
+    from drvault.restore import RestoreStats
+    from drvault.restore import restore as run_restore
+    from drvault.snapshots import resolve
+
+    url, rest = split_repo(args, 1, "restore REPO SNAPSHOT --target DIR")
+    if len(rest) != 1:
+        raise UsageError("usage: drvault restore REPO SNAPSHOT --target DIR")
+    repo = open_repo(url)
+    snap = resolve(repo, rest[0])
+    line = ProgressLine(None if not _ctx().json else False)
+
+    def progress(stats: RestoreStats) -> None:
+        line.update(f"{stats.packs_read} packs, {human_bytes(stats.bytes_written)} written")
+
+    result = run_restore(
+        repo,
+        snap,
+        os.fsencode(target),
+        includes=tuple(os.fsencode(i) for i in include),
+        verify=verify,
+        restore_owner=False if no_owner else None,
+        progress=progress,
+    )
+    line.done()
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    for m in result.mismatches:
+        click.echo(f"verify: {m}", err=True)
+    s = result.stats
+    emit(
+        f"restored snapshot {snap.id.hex()[:8]} to {target}: {s.files} files, {s.dirs} dirs, "
+        f"{human_bytes(s.bytes_written)} from {s.packs_read} packs"
+        + (
+            f"; verified: {'OK' if not result.mismatches else f'{len(result.mismatches)} MISMATCH(ES)'}"
+            if verify
+            else ""
+        ),
+        {
+            "snapshot": snap.id.hex(),
+            "target": target,
+            "stats": asdict(s),
+            "warnings": list(result.warnings),
+            "mismatches": list(result.mismatches),
+        },
+    )
+    if result.mismatches:
+        sys.exit(errors.EXIT_INTEGRITY)
+
+
+# ---------------------------------------------------------------------------------- check
+
+
+@cli.command()
+@click.argument("repo", required=False)
+@click.option("--read-data", is_flag=True, help="Decrypt and verify every blob.")
+@click.option(
+    "--read-data-subset", default=None, metavar="N/M", help="Verify blobs of pack subset N of M."
+)
+def check(repo: str | None, read_data: bool, read_data_subset: str | None) -> None:
+    """Verify REPO and name every damaged or missing object."""
+    from drvault.check import CheckStats, parse_subset
+    from drvault.check import check as run_check
+
+    url = repo or _ctx().repo
+    if not url:
+        raise UsageError("usage: drvault check REPO")
+    subset = parse_subset(read_data_subset) if read_data_subset else None
+    r = open_repo(url, load_index=False)
+    line = ProgressLine(None if not _ctx().json else False)
+
+    def progress(stats: CheckStats) -> None:
+        line.update(f"{stats.packs_read}/{stats.packs} packs, {human_bytes(stats.bytes_read)} read")
+
+    result = run_check(r, read_data=read_data, subset=subset, progress=progress)
+    line.done()
+    if not _ctx().json:
+        for e in result.errors:
+            click.echo(f"error: {e}", err=True)
+        for n in result.notes:
+            click.echo(f"note: {n}", err=True)
+    s = result.stats
+    emit(
+        f"{'no errors' if result.ok else f'{len(result.errors)} error(s)'}: {s.snapshots} snapshots, "
+        f"{s.trees} trees, {s.packs_read} packs read ({human_bytes(s.bytes_read)}), "
+        f"{s.blobs_verified} blobs verified",
+        {"ok": result.ok, "errors": result.errors, "notes": result.notes, "stats": asdict(s)},
+    )
+    if not result.ok:
+        sys.exit(errors.EXIT_INTEGRITY)
+
+
+# ------------------------------------------------------------------------------------ key
+
+
+@cli.group()
+def key() -> None:
+    """Manage the key slots (passwords) of a repository."""
+
+
+@key.command("add")
+@click.argument("repo", required=False)
+@click.option("--new-password-file", default=None, help="File holding the new password.")
+@click.option("--kdf", default="", help="scrypt cost for the new slot, e.g. n=131072,r=8,p=1.")
+def key_add(repo: str | None, new_password_file: str | None, kdf: str) -> None:
+    """Add a key slot opened by a new password."""
+    url = repo or _ctx().repo
+    if not url:
+        raise UsageError("usage: drvault key add REPO")
+    r = open_repo(url, load_index=False)
+    if new_password_file:
+        new = read_password_file(new_password_file)
+    elif sys.stdin.isatty():
+        import getpass
+
+        new = getpass.getpass("New password: ").encode()
+        if not new or getpass.getpass("New password (again): ").encode() != new:
+            raise UsageError("passwords empty or do not match")
+    else:
+        raise UsageError("no new password: use --new-password-file")
+    slot = r.add_key(new, KdfParams.parse(kdf))
+    emit(f"added key {slot[:8]}", {"key": slot})
+
+
+@key.command("list")
+@click.argument("repo", required=False)
+def key_list(repo: str | None) -> None:
+    """List key slots; * marks the one this password opened."""
+    url = repo or _ctx().repo
+    if not url:
+        raise UsageError("usage: drvault key list REPO")
+    r = open_repo(url, load_index=False)
+    docs = []
+    lines = [f"  {'ID':<8}  {'created (UTC)':<20}  {'host':<16} user"]
+    for slot in r.key_slots():
+        if isinstance(slot, KeySlot):
+            d = slot.doc
+            docs.append(
+                {
+                    "id": slot.id,
+                    "current": slot.id == r.slot_id,
+                    "created": d.get("created"),
+                    "hostname": d.get("hostname"),
+                    "username": d.get("username"),
+                }
+            )
+            mark = "*" if slot.id == r.slot_id else " "
+            lines.append(
+                f"{mark} {slot.id[:8]}  {d.get('created', ''):<20}  {d.get('hostname', ''):<16} {d.get('username', '')}"
+            )
+        else:
+            docs.append({"id": slot.rsplit("/", 1)[-1], "damaged": True})
+            lines.append(f"! {slot.rsplit('/', 1)[-1][:8]}  DAMAGED")
+    emit("\n".join(lines), docs)
+
+
+@key.command("remove")
+@click.argument("args", nargs=-1, required=True, metavar="[REPO] ID")
+def key_remove(args: tuple[str, ...]) -> None:
+    """Remove the key slot ID (a unique prefix is enough)."""
+    url, rest = split_repo(args, 1, "key remove REPO ID")
+    if len(rest) != 1:
+        raise UsageError("usage: drvault key remove REPO ID")
+    r = open_repo(url, load_index=False)
+    removed = r.remove_key(rest[0])
+    emit(f"removed key {removed[:8]}", {"removed": removed})
+
+
+# ------------------------------------------------------------------------------- selftest
+
+
+@cli.command()
+def selftest() -> None:
+    """Run known-answer tests of the chunker and every cipher and hash."""
+    from drvault.selftest import run
+
+    outcomes = run()
+    emit(
+        "\n".join(f"{'ok  ' if o.ok else 'FAIL'} {o.name} {o.detail}".rstrip() for o in outcomes),
+        [asdict(o) for o in outcomes],
+    )
+    if not all(o.ok for o in outcomes):
+        sys.exit(errors.EXIT_INTERNAL)
+
+
+# ----------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    as_json = "--json" in args
+    code = errors.EXIT_OK
+
+    def fail(message: str, exit_code: int) -> int:
+        click.echo(f"drvault: error: {message}", err=True)
+        if as_json:
+            click.echo(json.dumps({"error": message, "exit_code": exit_code}))
+        return exit_code
+
+    try:
+        cli.main(args=args, prog_name="drvault", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        code = fail(exc.format_message(), errors.EXIT_USAGE)
+    except click.exceptions.Abort:
+        code = fail("aborted", errors.EXIT_INTERRUPTED)
+    except DrvaultError as exc:
+        if debug:
+            traceback.print_exc()
+        code = fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        code = fail("interrupted", errors.EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        code = errors.EXIT_OK
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else errors.EXIT_INTERNAL
+    except Exception as exc:  # a bug: one line, the traceback with --debug
+        if debug:
+            traceback.print_exc()
+        code = fail(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+            errors.EXIT_INTERNAL,
+        )
+    sys.exit(code)
