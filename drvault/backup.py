@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from drvault.chunker import Chunker, ChunkerParams
-from drvault.errors import UsageError
+from drvault.errors import IntegrityError, UsageError
 from drvault.filesystem.capture import capture, scan_dir
 from drvault.repository.config import ChunkerSettings
 from drvault.repository.pack import BLOB_DATA, BLOB_TREE
@@ -287,9 +287,10 @@ def find_parent(
 
     if request.parent is not None:
         return next((s for s in load_all(repo) if s.id == request.parent), None)
+    damaged: list[IntegrityError] = []  # a damaged snapshot cannot be a parent; check names it
     candidates = [
         s
-        for s in load_all(repo)
+        for s in load_all(repo, damaged)
         if s.paths == paths
         and s.hostname == request.hostname
         and s.backup_set == request.backup_set

@@ -129,7 +129,8 @@ def check(
                 pack = repo.index.pack_of(blob_id)
                 if pack is None:
                     errors.append(
-                        f"blob {blob_id.hex()[:16]} of snapshot {snap_id.hex()[:8]} is not in any index"
+                        f"blob {blob_id.hex()[:16]} of snapshot {snap_id.hex()[:8]}"
+                        " is not in any index"
                     )
                 else:
                     own.add(pack)

@@ -17,7 +17,8 @@ from typing import Any
 import click
 
 from drvault import errors
-from drvault.errors import DrvaultError, UsageError
+from drvault.chunker import ChunkerParams
+from drvault.errors import DrvaultError, IntegrityError, UsageError
 from drvault.password import get_password, read_password_file
 from drvault.progress import ProgressLine, human_bytes
 from drvault.repository.config import ChunkerSettings
@@ -135,15 +136,16 @@ def init(
     url = repo or _ctx().repo
     if not url:
         raise UsageError("usage: drvault init REPO")
-    avg = parse_size(chunk_avg)
-    if avg < 256 or avg & (avg - 1) or avg > 1 << 26:
-        raise UsageError("--chunk-avg must be a power of two between 256 and 64M")
+    try:
+        params = ChunkerParams.for_average(parse_size(chunk_avg))
+    except ValueError as exc:
+        raise UsageError(f"--chunk-avg {chunk_avg}: {exc}") from None
     chunker = ChunkerSettings(
         gear="canonical" if canonical_chunker else "keyed",
-        min_size=avg // 4,
-        avg_size=avg,
-        max_size=avg * 4,
-        level=1,
+        min_size=params.min_size,
+        avg_size=params.avg_size,
+        max_size=params.max_size,
+        level=params.level,
     )
     chosen = Suite.choose(suite, cipher, id_hash)
     password = get_password(_ctx().password_file, confirm=True, prompt="New repository password")
@@ -229,6 +231,20 @@ def backup(
         sys.exit(errors.EXIT_PARTIAL)
 
 
+def _resolve(repo: Repository, ref: str) -> Snapshot:
+    from drvault.snapshots import resolve
+
+    damaged: list[IntegrityError] = []
+    snap = resolve(repo, ref, damaged)
+    for exc in damaged:
+        click.echo(f"warning: skipped damaged snapshot: {exc}", err=True)
+    return snap
+
+
+def _verdict(mismatches: tuple[str, ...]) -> str:
+    return "OK" if not mismatches else f"{len(mismatches)} MISMATCH(ES)"
+
+
 def _snapshot_doc(s: Snapshot) -> dict[str, Any]:
     return {
         "id": s.id.hex(),
@@ -258,7 +274,8 @@ def snapshots(repo: str | None) -> None:
     if not url:
         raise UsageError("usage: drvault snapshots REPO")
     r = open_repo(url, load_index=False)
-    snaps = load_all(r)
+    damaged: list[IntegrityError] = []
+    snaps = load_all(r, damaged)
     rows = [
         f"{s.id.hex()[:8]}  {s.time[:19].replace('T', ' ')}  {s.hostname:<12} "
         f"{','.join(s.tags):<10} {human_bytes(s.summary.get('bytes_total', 0)):>10}  "
@@ -267,6 +284,10 @@ def snapshots(repo: str | None) -> None:
     ]
     header = f"{'ID':<8}  {'time (UTC)':<19}  {'host':<12} {'tags':<10} {'size':>10}  paths"
     emit("\n".join([header, *rows, f"{len(snaps)} snapshot(s)"]), [_snapshot_doc(s) for s in snaps])
+    for exc in damaged:
+        click.echo(f"drvault: error: damaged snapshot: {exc}", err=True)
+    if damaged:
+        sys.exit(errors.EXIT_INTEGRITY)
 
 
 # ------------------------------------------------------------------------------------- ls
@@ -277,13 +298,13 @@ def snapshots(repo: str | None) -> None:
 @click.option("-l", "--long", "long_format", is_flag=True, help="Mode, owner, size, time.")
 def ls_command(args: tuple[str, ...], long_format: bool) -> None:
     """List the files of SNAPSHOT (ID, unique prefix or 'latest'), optionally below PATH."""
-    from drvault.snapshots import find, resolve, walk
+    from drvault.snapshots import find, walk
 
     url, rest = split_repo(args, 1, "ls REPO SNAPSHOT [PATH]")
     if len(rest) > 2:
         raise UsageError("usage: drvault ls REPO SNAPSHOT [PATH]")
     repo = open_repo(url)
-    snap = resolve(repo, rest[0])
+    snap = _resolve(repo, rest[0])
     entries: Any
     if len(rest) == 2:
         top = find(repo, snap.tree, os.fsencode(rest[1]))
@@ -340,13 +361,12 @@ def restore(
     """Restore SNAPSHOT from REPO into --target."""
     from drvault.restore import RestoreStats
     from drvault.restore import restore as run_restore
-    from drvault.snapshots import resolve
 
     url, rest = split_repo(args, 1, "restore REPO SNAPSHOT --target DIR")
     if len(rest) != 1:
         raise UsageError("usage: drvault restore REPO SNAPSHOT --target DIR")
     repo = open_repo(url)
-    snap = resolve(repo, rest[0])
+    snap = _resolve(repo, rest[0])
     line = ProgressLine(None if not _ctx().json else False)
 
     def progress(stats: RestoreStats) -> None:
@@ -370,11 +390,7 @@ def restore(
     emit(
         f"restored snapshot {snap.id.hex()[:8]} to {target}: {s.files} files, {s.dirs} dirs, "
         f"{human_bytes(s.bytes_written)} from {s.packs_read} packs"
-        + (
-            f"; verified: {'OK' if not result.mismatches else f'{len(result.mismatches)} MISMATCH(ES)'}"
-            if verify
-            else ""
-        ),
+        + (f"; verified: {_verdict(result.mismatches)}" if verify else ""),
         {
             "snapshot": snap.id.hex(),
             "target": target,
@@ -420,7 +436,8 @@ def check(repo: str | None, read_data: bool, read_data_subset: str | None) -> No
             click.echo(f"note: {n}", err=True)
     s = result.stats
     emit(
-        f"{'no errors' if result.ok else f'{len(result.errors)} error(s)'}: {s.snapshots} snapshots, "
+        f"{'no errors' if result.ok else f'{len(result.errors)} error(s)'}: "
+        f"{s.snapshots} snapshots, "
         f"{s.trees} trees, {s.packs_read} packs read ({human_bytes(s.bytes_read)}), "
         f"{s.blobs_verified} blobs verified",
         {"ok": result.ok, "errors": result.errors, "notes": result.notes, "stats": asdict(s)},
@@ -485,7 +502,8 @@ def key_list(repo: str | None) -> None:
             )
             mark = "*" if slot.id == r.slot_id else " "
             lines.append(
-                f"{mark} {slot.id[:8]}  {d.get('created', ''):<20}  {d.get('hostname', ''):<16} {d.get('username', '')}"
+                f"{mark} {slot.id[:8]}  {d.get('created', ''):<20}  "
+                f"{d.get('hostname', ''):<16} {d.get('username', '')}"
             )
         else:
             docs.append({"id": slot.rsplit("/", 1)[-1], "damaged": True})

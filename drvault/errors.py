@@ -27,7 +27,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_NO_REPOSITORY: "repository missing, not a drvault repository, or already exists",
     EXIT_BAD_PASSWORD: "wrong password: no key slot opens with it",
     EXIT_LOCKED: "repository is locked by another process",
-    EXIT_INTEGRITY: "integrity error: a corrupt, truncated or missing object (named in the message)",
+    EXIT_INTEGRITY: "integrity error: a corrupt, truncated or missing object (named)",
     EXIT_UNSAFE: "unsafe snapshot content refused (path escaping the target)",
     EXIT_BACKEND: "storage backend unreachable or refused the operation",
     EXIT_INTERRUPTED: "interrupted",

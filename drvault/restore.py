@@ -28,7 +28,9 @@ from drvault.snapshot import Node, NodeType, decode_tree, display_name
 from drvault.snapshot.document import Snapshot
 from drvault.snapshots import split_path
 
-# Read a whole pack when at least this share of it is needed; otherwise ranged reads.
+# A partial restore (--include) reads a pack whole when at least this share of it is needed,
+# else blob by blob. A full restore always reads whole packs: each is fetched once and checked
+# against its SHA-256 name, so a restore also proves every pack it touched intact.
 WHOLE_PACK_SHARE = 0.5
 
 
@@ -62,6 +64,7 @@ class _Plan:
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
     packs: dict[bytes, PackRef] = field(default_factory=dict)
+    partial: bool = False  # only --include parts of the snapshot
 
 
 Progress = Callable[[RestoreStats], None]
@@ -142,6 +145,20 @@ def _ensure_dir(path: bytes) -> None:
             ) from None
 
 
+def _clear_leaf(path: bytes) -> None:
+    """Make room for a symlink, FIFO, device or hard link restored over an earlier restore.
+
+    Unlinking never follows a symlink; a directory in the way is refused, never removed.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{display_name(path)}: exists as a directory")
+    os.unlink(path)
+
+
 def restore(
     repo: Repository,
     snapshot: Snapshot,
@@ -160,6 +177,7 @@ def restore(
     planner = _Planner(repo, target, [split_path(i) for i in includes])
     planner.visit(snapshot.tree, [])
     plan = planner.plan
+    plan.partial = bool(includes)
     if includes and not planner.matched:
         raise UsageError("nothing in the snapshot matches the --include paths")
     stats = RestoreStats()
@@ -172,6 +190,8 @@ def restore(
         try:
             SparseWriter(path).close()  # create empty (O_TRUNC, O_NOFOLLOW); filled by pack below
         except OSError as exc:
+            if exc.errno == errno.EISDIR:
+                raise UsageError(f"{display_name(path)}: exists as a directory") from None
             if exc.errno != errno.ELOOP:
                 raise
             raise UnsafePathError(
@@ -182,6 +202,7 @@ def restore(
         os.truncate(path, node.size)
         stats.files += 1
     for path, node in plan.specials:
+        _clear_leaf(path)
         warning = create_entry(path, node)
         if warning:
             warnings.append(warning)
@@ -190,6 +211,7 @@ def restore(
     for path, first, _node in plan.links:  # after specials: a FIFO or symlink can be linked too
         if not os.path.lexists(first):  # its first name was skipped (a socket, a device)
             continue
+        _clear_leaf(path)
         os.link(first, path, follow_symlinks=False)
         stats.hardlinks += 1
     for path, node in [*plan.files, *plan.specials]:
@@ -212,10 +234,14 @@ def _write_contents(
             ref = plan.packs[pack_name]
             entries = {b: repo.index.get(b) for b in uses}
             needed = sum(e.length for e in entries.values() if e is not None)
-            info_size = repo.backend.stat(pack_path(ref.kind, ref.name)).size
-            whole = repo.read_pack(ref) if needed >= WHOLE_PACK_SHARE * info_size else None
+            ranged = (
+                plan.partial
+                and needed
+                < WHOLE_PACK_SHARE * repo.backend.stat(pack_path(ref.kind, ref.name)).size
+            )
+            whole = None if ranged else repo.read_pack(ref)
             stats.packs_read += 1
-            stats.bytes_fetched += info_size if whole is not None else needed
+            stats.bytes_fetched += len(whole) if whole is not None else needed
             for blob_id, targets in uses.items():
                 entry = entries[blob_id]
                 assert isinstance(entry, IndexEntry)

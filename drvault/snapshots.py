@@ -31,11 +31,18 @@ def load_all(repo: Repository, errors: list[IntegrityError] | None = None) -> li
     return out
 
 
-def resolve(repo: Repository, ref: str) -> Snapshot:
-    """``latest``, a full ID, or a unique prefix of one."""
+def resolve(repo: Repository, ref: str, damaged: list[IntegrityError] | None = None) -> Snapshot:
+    """``latest``, a full ID, or a unique prefix of one.
+
+    For ``latest``, damaged snapshots are passed over (and collected in ``damaged`` when given,
+    so the caller can say so) rather than making every intact one unreachable.
+    """
     if ref == "latest":
-        snapshots = load_all(repo)
+        errors: list[IntegrityError] = [] if damaged is None else damaged
+        snapshots = load_all(repo, errors)
         if not snapshots:
+            if errors:
+                raise errors[0]
             raise UsageError("the repository has no snapshots")
         return snapshots[-1]
     ref = ref.lower()

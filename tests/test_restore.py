@@ -93,6 +93,22 @@ def test_every_kind_of_entry_round_trips(full: Full, tmp_path: Path) -> None:
     assert os.lstat(j(restored, b"hello.txt")).st_mtime_ns % 1_000_000_000 != 0
 
 
+def test_restoring_twice_into_one_target_replaces_the_first(full: Full, tmp_path: Path) -> None:
+    restore(open_repo(full.repo), full.snapshot, os.fsencode(tmp_path))
+    restored = _under(tmp_path, full.src)
+    with open(os.path.join(restored, b"hello.txt"), "ab") as f:
+        f.write(b"local change")
+    result = restore(open_repo(full.repo), full.snapshot, os.fsencode(tmp_path), verify=True)
+    assert result.mismatches == ()
+    assert_same_tree(full.src, restored)
+
+
+def test_a_directory_in_the_way_of_a_file_is_refused(full: Full, tmp_path: Path) -> None:
+    os.makedirs(os.path.join(_under(tmp_path, full.src), b"hello.txt"))
+    with pytest.raises(UsageError, match="exists as a directory"):
+        restore(open_repo(full.repo), full.snapshot, os.fsencode(tmp_path))
+
+
 def test_include_restores_only_the_requested_subtree(full: Full, tmp_path: Path) -> None:
     include = os.path.join(full.src, b"sub")
     result = restore(

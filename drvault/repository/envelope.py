@@ -7,7 +7,8 @@
     8       16    salt (random)
     24      4     pack count P, u32 little-endian
     28      32*P  pack names (SHA-256 of each pack), ascending: the keyless part
-    28+32P  rest  sealed body: AEAD(subkey, nonce = 12 zero bytes, zstd(body), aad = bytes 0..28+32P)
+    28+32P  rest  sealed body: AEAD(subkey, nonce = 12 zero bytes, zstd(body),
+                                   aad = bytes 0..28+32P)
 
 subkey = suite.derive(master.enc, label, salt) with label b"index" or b"snapshot"; the salt makes
 every document's key unique, so the fixed nonce is never reused under one key. The pack list is

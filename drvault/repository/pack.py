@@ -9,7 +9,8 @@
     24      ...   blob records, back to back. The record at offset o is
                   AEAD(pack key, nonce = o as 12-byte big-endian, stored bytes,
                        aad = blob ID (32) || type (1) || compression (1))
-    H       L     blob table, sealed: AEAD(pack key, nonce = 12 bytes 0xFF, table, aad = bytes 0..24)
+    H       L     blob table, sealed:
+                  AEAD(pack key, nonce = 12 bytes 0xFF, table, aad = bytes 0..24)
     H+L     4     L, u32 little-endian
     H+L+4   4     magic b"DRVE"
 

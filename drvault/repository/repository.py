@@ -53,6 +53,7 @@ from drvault.repository.suite import Suite
 from drvault.transport.base import Backend, ShortReadError
 
 INDEX_EVERY_PACKS = 32
+TREE_PACK_CACHE = 8  # whole tree packs kept in memory while walking trees
 BLOB_KIND = {BLOB_DATA: "data", BLOB_TREE: "tree"}
 
 
@@ -94,6 +95,7 @@ class Repository:
         self.session_packs: list[bytes] = []
         self._blob_id = self.suite.id_hasher(master.mac)
         self._ciphers: dict[bytes, Aead] = {}
+        self._tree_packs: dict[bytes, bytes] = {}
         self._writers: dict[str, PackWriter] = {}
         self._pending_ids: set[bytes] = set()
         self._unindexed = _Pending()
@@ -273,13 +275,33 @@ class Repository:
         self._write_index()
 
     def get_blob(self, blob_id: bytes) -> bytes:
+        """One blob, verified. Tree blobs come from whole tree packs, fetched once, checked
+        against their SHA-256 names and kept in a small cache: a walk over trees makes one
+        request per pack, not per directory, and notices damage anywhere in a tree pack."""
         entry = self.index.get(blob_id)
         if entry is None:
             raise IntegrityError(f"blob {blob_id.hex()}", "not in any index (missing)")
-        sealed = self._get(
-            layout.pack_path(entry.pack.kind, entry.pack.name), entry.offset, entry.length
-        )
+        if entry.pack.kind == "tree":
+            data = self._tree_pack(entry.pack)
+            sealed: bytes | memoryview = memoryview(data)[
+                entry.offset : entry.offset + entry.length
+            ]
+            if len(sealed) != entry.length:
+                raise IntegrityError(layout.pack_path("tree", entry.pack.name), "truncated")
+        else:
+            sealed = self._get(
+                layout.pack_path(entry.pack.kind, entry.pack.name), entry.offset, entry.length
+            )
         return self.open_blob(entry, sealed)
+
+    def _tree_pack(self, ref: PackRef) -> bytes:
+        data = self._tree_packs.pop(ref.name, None)
+        if data is None:
+            data = self.read_pack(ref)
+            while len(self._tree_packs) >= TREE_PACK_CACHE:
+                self._tree_packs.pop(next(iter(self._tree_packs)))
+        self._tree_packs[ref.name] = data  # most recently used last
+        return data
 
     def open_blob(
         self, entry: IndexEntry | PackEntry, sealed: bytes | memoryview, pack: PackRef | None = None
@@ -299,6 +321,9 @@ class Repository:
             ) from exc
         if entry.compression == COMP_ZSTD:
             try:
+                declared = zstandard.frame_content_size(stored)
+                if declared != entry.raw_length:
+                    raise IntegrityError(where, f"blob {entry.blob_id.hex()[:16]} has a bad size")
                 data = self._decompressor.decompress(stored, max_output_size=entry.raw_length)
             except zstandard.ZstdError as exc:
                 raise IntegrityError(

@@ -56,7 +56,7 @@ class Suite:
         return cipher_spec(self.cipher).key_size
 
     def derive(self, key: bytes, label: bytes, salt: bytes = b"") -> bytes:
-        """A subkey for ``label`` (and ``salt``): keyed hash of the two, cut to the cipher's key size."""
+        """A subkey for ``label`` and ``salt``: their keyed hash, cut to the cipher's key size."""
         kdf = make_keyed_hash(SUITES[self.name].kdf_hash, key)
         return kdf(b"drvault subkey v1\0" + label + b"\0" + salt)[: self.key_size]
 

@@ -108,7 +108,9 @@ class LocalBackend:
         return ObjectInfo(name, st.st_size)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        """Objects whose names start with ``prefix`` (a plain string prefix, as on S3)."""
+        directory, _, _ = prefix.rpartition("/")
+        base = self._path(directory) if directory else self.root
         if not base.is_dir():
             return
         for dirpath, _dirs, files in os.walk(base):
@@ -116,12 +118,14 @@ class LocalBackend:
             for f in files:
                 if f.startswith(_TMP_PREFIX):
                     continue
-                name = f if rel == "." else f"{rel}/{f}"
+                name = (f if rel == "." else f"{rel}/{f}").replace(os.sep, "/")
+                if not name.startswith(prefix):
+                    continue
                 try:
                     size = os.stat(os.path.join(dirpath, f)).st_size
                 except FileNotFoundError:
                     continue
-                yield ObjectInfo(name.replace(os.sep, "/"), size)
+                yield ObjectInfo(name, size)
 
     def delete(self, name: str) -> None:
         try:
