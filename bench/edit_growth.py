@@ -62,14 +62,21 @@ def main() -> None:
     if args.json:
         print(json.dumps(doc, indent=1))
         return
-    print(f"{args.size_mib} MiB text file; day 2: {edit['changed_bytes']} B changed in 50 edits, "
-          f"{edit['inserted_bytes']} B inserted at 50 places")
-    print(f"{'tool':<8} {'day-1 repo':>12} {'day-2 growth':>13} {'growth/file':>12} {'vs drvault':>11}")
+    print(
+        f"{args.size_mib} MiB text file; day 2: {edit['changed_bytes']} B changed in 50 edits, "
+        f"{edit['inserted_bytes']} B inserted at 50 places"
+    )
+    print(
+        f"{'tool':<8} {'day-1 repo':>12} {'day-2 growth':>13} "
+        f"{'growth/file':>12} {'vs drvault':>11}"
+    )
     base = results["drvault"]["growth_day2"]
     for name, r in results.items():
         g = r["growth_day2"]
-        print(f"{name:<8} {r['repo_after_day1'] / 2**20:>10.1f}Mi {g / 2**20:>11.1f}Mi "
-              f"{100 * g / size:>11.2f}% {g / base if base else float('inf'):>10.2f}x")
+        print(
+            f"{name:<8} {r['repo_after_day1'] / 2**20:>10.1f}Mi {g / 2**20:>11.1f}Mi "
+            f"{100 * g / size:>11.2f}% {g / base if base else float('inf'):>10.2f}x"
+        )
 
 
 if __name__ == "__main__":
