@@ -15,9 +15,9 @@ import pytest
 from drvault.chunker import Chunker, ChunkerParams, canonical_gear, fallback
 from drvault.chunker import _fastcdc as native
 
-SEKIEN = Path("/work/shared/testdata/SekienAkashita.jpg")
-if not SEKIEN.exists():  # the crate's fixture may also be copied next to the tests
-    SEKIEN = Path(__file__).with_name("SekienAkashita.jpg")
+# A copy of ../shared/testdata/SekienAkashita.jpg (the fastcdc crate's fixture), kept beside
+# the tests so a checkout anywhere is self-contained.
+SEKIEN = Path(__file__).with_name("SekienAkashita.jpg")
 
 CutsFn = Callable[..., list[int]]
 IMPLEMENTATIONS: dict[str, tuple[Callable[..., int], CutsFn]] = {
