@@ -1,0 +1,62 @@
+"""The compact in-memory index: correct lookups at scale, under 64 bytes a blob."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bench.index_memory import synthetic_records
+from drvault.repository.index import PackRef
+from drvault.repository.memindex import MERGE_EVERY, Index
+from drvault.repository.pack import PackEntry
+
+
+def _ref(n: int) -> PackRef:
+    return PackRef(n.to_bytes(32, "big"), "data", bytes(16))
+
+
+def test_bulk_records_and_lookups_at_200k_blobs() -> None:
+    records = synthetic_records(200_000, seed=3)
+    index = Index()
+    for p, first in enumerate(range(0, len(records), 1000)):
+        index.add_records(_ref(p), records[first : first + 1000])
+    assert len(index) == 200_000
+    assert index.nbytes() / len(index) < 64
+    rng = np.random.default_rng(4)
+    for i in rng.integers(0, len(records), 2000):
+        blob_id = records["id"][i].tobytes()
+        entry = index.get(blob_id)
+        assert entry is not None
+        assert entry.pack.name == _ref(int(i) // 1000).name
+        assert (entry.offset, entry.length, entry.raw_length) == (
+            int(records["offset"][i]),
+            int(records["length"][i]),
+            int(records["raw"][i]),
+        )
+    for _ in range(2000):
+        assert os.urandom(32) not in index
+
+
+def test_keys_that_collide_on_the_first_eight_bytes_are_told_apart() -> None:
+    index = Index()
+    ids = [bytes(8) + bytes([i]) * 24 for i in range(5)]
+    index.add_pack(_ref(1), [PackEntry(b, 0, 0, 24 + 10 * k, 26, 10) for k, b in enumerate(ids)])
+    index.add_records(_ref(2), synthetic_records(10, seed=5))  # forces a merge of both
+    for k, b in enumerate(ids):
+        entry = index.get(b)
+        assert entry is not None and entry.offset == 24 + 10 * k
+    assert bytes(8) + bytes([9]) * 24 not in index
+
+
+def test_overlay_merges_and_first_copy_wins() -> None:
+    index = Index()
+    first = [PackEntry(os.urandom(32), 0, 1, 24 + i, 20, 4) for i in range(MERGE_EVERY + 10)]
+    index.add_pack(_ref(1), first)
+    again = [PackEntry(e.blob_id, 0, 0, 999, 30, 14) for e in first[:100]]
+    index.add_pack(_ref(2), again)
+    assert len(index) == MERGE_EVERY + 10
+    for e in first[:100]:
+        got = index.get(e.blob_id)
+        assert got is not None and got.pack.name == _ref(1).name and got.offset == e.offset
+    assert sorted(e.blob_id for e in index.entries()) == sorted(e.blob_id for e in first)
