@@ -120,7 +120,7 @@ def cli(
 )
 @click.option("--compression-level", default=3, show_default=True, type=click.IntRange(1, 19))
 @click.option("--pack-size", default="32M", show_default=True, help="Target pack size.")
-@click.option("--kdf", default="", help="scrypt cost, e.g. n=131072,r=8,p=1 (the default).")
+@click.option("--kdf", default="", help="scrypt cost, e.g. n=32768,r=8,p=3 (the default).")
 def init(
     repo: str | None,
     suite: str,
@@ -457,7 +457,7 @@ def key() -> None:
 @key.command("add")
 @click.argument("repo", required=False)
 @click.option("--new-password-file", default=None, help="File holding the new password.")
-@click.option("--kdf", default="", help="scrypt cost for the new slot, e.g. n=131072,r=8,p=1.")
+@click.option("--kdf", default="", help="scrypt cost for the new slot, e.g. n=32768,r=8,p=3.")
 def key_add(repo: str | None, new_password_file: str | None, kdf: str) -> None:
     """Add a key slot opened by a new password."""
     url = repo or _ctx().repo

@@ -99,16 +99,15 @@ class PackWriter:
             PackEntry(blob_id, blob_type, compression, offset, len(sealed), raw_length)
         )
 
-    def finish(self) -> tuple[bytes, bytes]:
-        """(pack name, pack bytes)."""
+    def finish(self) -> tuple[bytes, bytearray]:
+        """(pack name, pack bytes): the writer's own buffer, handed over without a copy."""
         table = struct.pack("<I", len(self.entries)) + b"".join(
             ENTRY.pack(e.blob_id, e.type, e.compression, e.offset, e.length, e.raw_length)
             for e in self.entries
         )
         sealed = self._cipher.seal(TABLE_NONCE, table, bytes(self._buf[: PRELUDE.size]))
         self._buf += sealed + TRAILER.pack(len(sealed), END_MAGIC)
-        data = bytes(self._buf)
-        self._buf = bytearray()
+        data, self._buf = self._buf, bytearray()
         return sha256(data), data
 
 

@@ -9,9 +9,11 @@ AEAD open -> decompress -> blob ID check. Every failure of a stored object becom
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import zstandard
 
 from drvault.errors import (
@@ -28,7 +30,7 @@ from drvault.repository import envelope, layout
 from drvault.repository import index as index_codec
 from drvault.repository.config import ChunkerSettings, RepoConfig
 from drvault.repository.crypto import Aead, AuthenticationFailed, sha256
-from drvault.repository.index import Index, IndexEntry, PackRef
+from drvault.repository.index import IndexEntry, PackRef
 from drvault.repository.keys import (
     KdfParams,
     KeySlot,
@@ -37,6 +39,7 @@ from drvault.repository.keys import (
     parse_slot,
     wrap,
 )
+from drvault.repository.memindex import RECORD, Index
 from drvault.repository.pack import (
     BLOB_DATA,
     BLOB_TREE,
@@ -99,8 +102,7 @@ class Repository:
         self._writers: dict[str, PackWriter] = {}
         self._pending_ids: set[bytes] = set()
         self._unindexed = _Pending()
-        self._compressor = zstandard.ZstdCompressor(level=config.compression_level)
-        self._decompressor = zstandard.ZstdDecompressor()
+        self._zstd = threading.local()  # zstd contexts are not thread-safe: one per thread
 
     # ----------------------------------------------------------------- creating and opening
 
@@ -158,8 +160,17 @@ class Repository:
         """Read every index file. With ``errors``, bad files are collected there, not raised."""
         for name in self.list_names(layout.INDEX):
             try:
-                for ref, entries in self.read_index_file(name):
-                    self.index.add_pack(ref, entries)
+                raw = self._get_verified(name)
+                env = envelope.parse(raw, envelope.INDEX_MAGIC)
+                body = envelope.open_body(env, self.suite, self.master.enc)
+                for ref, data, start, count in index_codec.decode_records(env.packs, body):
+                    records = np.frombuffer(data, RECORD, count, start)
+                    self.index.add_records(ref, records)
+            except (envelope.MalformedEnvelope, index_codec.MalformedIndex) as exc:
+                problem = IntegrityError(name, str(exc))
+                if errors is None:
+                    raise problem from exc
+                errors.append(problem)
             except IntegrityError as exc:
                 if errors is None:
                     raise
@@ -219,10 +230,22 @@ class Repository:
         self.put_sealed_input(blob_type, blob_id, stored, compression, len(data))
         return blob_id, True
 
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        c = getattr(self._zstd, "c", None)
+        if c is None:
+            c = self._zstd.c = zstandard.ZstdCompressor(level=self.config.compression_level)
+        return c
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        d = getattr(self._zstd, "d", None)
+        if d is None:
+            d = self._zstd.d = zstandard.ZstdDecompressor()
+        return d
+
     def compress(self, data: bytes) -> tuple[bytes, int]:
         """zstd unless that does not make the blob smaller; (stored bytes, compression code)."""
         if self.config.compression == "zstd" and len(data) > 64:
-            packed = self._compressor.compress(data)
+            packed = self._compressor().compress(data)
             if len(packed) < len(data):
                 return packed, COMP_ZSTD
         return data, COMP_NONE
@@ -324,7 +347,7 @@ class Repository:
                 declared = zstandard.frame_content_size(stored)
                 if declared != entry.raw_length:
                     raise IntegrityError(where, f"blob {entry.blob_id.hex()[:16]} has a bad size")
-                data = self._decompressor.decompress(stored, max_output_size=entry.raw_length)
+                data = self._decompressor().decompress(stored, max_output_size=entry.raw_length)
             except zstandard.ZstdError as exc:
                 raise IntegrityError(
                     where, f"blob {entry.blob_id.hex()[:16]} does not decompress"

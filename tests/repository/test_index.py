@@ -6,12 +6,12 @@ import pytest
 
 from drvault.repository.index import (
     PACK_RECORD,
-    Index,
     MalformedIndex,
     PackRef,
     decode_file,
     encode_file,
 )
+from drvault.repository.memindex import Index
 from drvault.repository.pack import ENTRY, PackEntry
 
 DATA_PACK = PackRef(bytes([0xDD]) * 32, "data", bytes([1]) * 16)

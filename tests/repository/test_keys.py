@@ -26,7 +26,7 @@ OTHER = b"another operator's password"
 
 def test_kdf_params_parse_and_validate() -> None:
     assert KdfParams.parse("") == KdfParams()
-    assert KdfParams.parse("n=1024") == KdfParams(n=1024, r=8, p=1)
+    assert KdfParams.parse("n=1024") == KdfParams(n=1024, r=8, p=3)
     assert KdfParams.parse("n=2048,r=4,p=2") == KdfParams(2048, 4, 2)
     for bad in ("n=1000", "n=1024,x=1", "n=abc", "r=0", "n=1"):
         with pytest.raises(UsageError):
