@@ -14,8 +14,10 @@ import getpass
 import os
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from drvault.chunker import Chunker, ChunkerParams
@@ -26,7 +28,11 @@ from drvault.repository.pack import BLOB_DATA, BLOB_TREE
 from drvault.repository.repository import Repository
 from drvault.snapshot import Node, NodeType, decode_tree, display_name, encode_tree
 from drvault.snapshot.document import Snapshot
+from drvault.snapshots import load_all
 from drvault.version import __version__
+
+READ_BUFFER = 4 << 20  # per-file read buffer of the chunker
+INFLIGHT_BYTES = 8 << 20  # chunks read but not yet hashed, compressed and packed
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOATIME = getattr(os, "O_NOATIME", 0)  # only the owner or root may use it
@@ -41,6 +47,7 @@ class BackupRequest:
     parent: bytes | None = None  # explicit parent snapshot; None: the latest with the same paths
     force_read: bool = False  # read every file even when the parent says it is unchanged
     hostname: str = field(default_factory=socket.gethostname)
+    workers: int | None = None  # threads hashing and compressing chunks (default: one per CPU)
 
 
 @dataclass
@@ -104,6 +111,37 @@ class _Excluder:
         )
 
 
+class _Budget:
+    """Bounds the bytes of chunks waiting for a worker: memory stays flat on any input."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def take(self, n: int) -> None:
+        with self._cond:
+            while self.used and self.used + n > self.limit:
+                self._cond.wait()
+            self.used += n
+
+    def give(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+StoreResult = Future[tuple[bytes, bool]]
+
+
+@dataclass(frozen=True)
+class _PendingFile:
+    """A file node whose chunks are still being hashed and compressed by the workers."""
+
+    node: Node
+    chunks: tuple[StoreResult, ...]
+
+
 class _Walker:
     def __init__(self, repo: Repository, request: BackupRequest, progress: Progress | None) -> None:
         self.repo = repo
@@ -114,7 +152,30 @@ class _Walker:
         self.stats = BackupStats()
         self.warnings: list[str] = []
         self.packs: set[bytes] = set()
-        self._hardlinks: dict[tuple[int, int], tuple[bytes, ...]] = {}
+        self._hardlinks: dict[tuple[int, int], tuple[StoreResult, ...]] = {}
+        self.pool = ThreadPoolExecutor(request.workers or os.cpu_count() or 2, "drvault-blob")
+        self.budget = _Budget(INFLIGHT_BYTES)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _store(self, chunk: bytes) -> tuple[bytes, bool]:
+        try:
+            return self.repo.put_blob(BLOB_DATA, chunk)
+        finally:
+            self.budget.give(len(chunk))
+
+    def resolve(self, entry: Node | _PendingFile) -> Node:
+        """Wait for a file's chunks (usually long done) and fill in its content."""
+        if isinstance(entry, Node):
+            return entry
+        ids: list[bytes] = []
+        for future in entry.chunks:
+            blob_id, new = future.result()
+            if not new:
+                self._note_blob(blob_id)
+            ids.append(blob_id)
+        return dataclasses.replace(entry.node, content=tuple(ids))
 
     def warn(self, path: bytes, message: str) -> None:
         self.stats.errors += 1
@@ -136,7 +197,7 @@ class _Walker:
         self, path: bytes, children: dict[bytes, object], parent: Node | None
     ) -> bytes:
         old = self.parent_nodes(parent.subtree if parent and parent.type == NodeType.DIR else None)
-        nodes: list[Node] = []
+        nodes: list[Node | _PendingFile] = []
         for name in sorted(children):
             child_path = os.path.join(path, name)
             spec = children[name]
@@ -158,14 +219,15 @@ class _Walker:
                 nodes.append(node)
         return self.put_tree(nodes)
 
-    def put_tree(self, nodes: list[Node]) -> bytes:
+    def put_tree(self, entries: list[Node | _PendingFile]) -> bytes:
+        nodes = [self.resolve(e) for e in entries]
         tree_id, _ = self.repo.put_blob(BLOB_TREE, encode_tree(nodes))
         self._note_blob(tree_id)
         return tree_id
 
     def save_entry(
         self, path: bytes, base: Node, st: os.stat_result, old: Node | None
-    ) -> Node | None:
+    ) -> Node | _PendingFile | None:
         if base.type == NodeType.DIR:
             self.stats.dirs += 1
             return dataclasses.replace(base, subtree=self.save_dir(path, old))
@@ -177,7 +239,7 @@ class _Walker:
 
     def save_dir(self, path: bytes, old: Node | None) -> bytes:
         old_nodes = self.parent_nodes(old.subtree if old and old.type == NodeType.DIR else None)
-        nodes: list[Node] = []
+        nodes: list[Node | _PendingFile] = []
         try:
             listing = scan_dir(path)
         except OSError as exc:
@@ -212,7 +274,7 @@ class _Walker:
 
     def save_file(
         self, path: bytes, base: Node, st: os.stat_result, old: Node | None
-    ) -> Node | None:
+    ) -> Node | _PendingFile | None:
         if self.unchanged(base, old):
             assert old is not None
             self.stats.files_unmodified += 1
@@ -221,7 +283,7 @@ class _Walker:
             return dataclasses.replace(base, content=old.content)
         key = base.hardlink_key
         if key is not None and key in self._hardlinks:
-            return dataclasses.replace(base, content=self._hardlinks[key])
+            return _PendingFile(base, self._hardlinks[key])
         try:
             content = self.read_file(path, st)
         except OSError as exc:
@@ -235,9 +297,10 @@ class _Walker:
             self._hardlinks[key] = content
         if self.progress is not None:
             self.progress(self.stats, path)
-        return dataclasses.replace(base, content=content)
+        return _PendingFile(base, content)
 
-    def read_file(self, path: bytes, st: os.stat_result) -> tuple[bytes, ...]:
+    def read_file(self, path: bytes, st: os.stat_result) -> tuple[StoreResult, ...]:
+        """Read and chunk a file here; hash, compress and pack its chunks on the workers."""
         try:
             fd = os.open(path, _READ_FLAGS | _NOATIME)
         except PermissionError:
@@ -246,15 +309,13 @@ class _Walker:
             before = os.fstat(fd)
             if before.st_ino != st.st_ino or not stat.S_ISREG(before.st_mode):
                 raise OSError(0, "replaced while being backed up")
-            content: list[bytes] = []
-            # a buffer sized to the file: the default (16 MiB) costs more than a small file's read
-            size = max(self.chunker.params.max_size, min(st.st_size, self.chunker.read_buffer_size))
+            content: list[StoreResult] = []
+            # a buffer sized to the file: a large buffer costs more than a small file's read
+            size = max(self.chunker.params.max_size, min(st.st_size, READ_BUFFER))
             for chunk in self.chunker.chunk_file(f, buffer_size=size):
                 self.stats.bytes_read += len(chunk)
-                blob_id, new = self.repo.put_blob(BLOB_DATA, chunk)
-                if not new:
-                    self._note_blob(blob_id)
-                content.append(blob_id)
+                self.budget.take(len(chunk))
+                content.append(self.pool.submit(self._store, chunk))
             after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
             st.st_size,
@@ -283,8 +344,6 @@ def _path_tree(paths: tuple[bytes, ...]) -> dict[bytes, object]:
 def find_parent(
     repo: Repository, request: BackupRequest, paths: tuple[bytes, ...]
 ) -> Snapshot | None:
-    from drvault.snapshots import load_all  # local: avoids a cycle at import time
-
     if request.parent is not None:
         return next((s for s in load_all(repo) if s.id == request.parent), None)
     damaged: list[IntegrityError] = []  # a damaged snapshot cannot be a parent; check names it
@@ -306,7 +365,10 @@ def backup(
     walker = _Walker(repo, request, progress)
     start = time.time_ns()
     root_parent = Node(name=b"/", type=NodeType.DIR, subtree=parent.tree) if parent else None
-    tree = walker.save_virtual(b"/", _path_tree(paths), root_parent)
+    try:
+        tree = walker.save_virtual(b"/", _path_tree(paths), root_parent)
+    finally:
+        walker.close()
     repo.flush()
     packs = walker.packs | set(repo.session_packs)
     s = walker.stats

@@ -119,7 +119,7 @@ def cli(
     "--canonical-chunker", is_flag=True, help="Unkeyed gear table (reference cut points)."
 )
 @click.option("--compression-level", default=3, show_default=True, type=click.IntRange(1, 19))
-@click.option("--pack-size", default="32M", show_default=True, help="Target pack size.")
+@click.option("--pack-size", default="16M", show_default=True, help="Target pack size.")
 @click.option("--kdf", default="", help="scrypt cost, e.g. n=32768,r=8,p=3 (the default).")
 def init(
     repo: str | None,

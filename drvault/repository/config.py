@@ -40,7 +40,7 @@ class RepoConfig:
     chunker: ChunkerSettings
     compression: str = "zstd"
     compression_level: int = 3
-    pack_size: int = 32 * MiB
+    pack_size: int = 16 * MiB
     version: int = FORMAT_VERSION
 
     def body(self) -> dict[str, Any]:

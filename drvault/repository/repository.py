@@ -56,6 +56,15 @@ from drvault.repository.suite import Suite
 from drvault.transport.base import Backend, ShortReadError
 
 INDEX_EVERY_PACKS = 32
+PROBE = 4096  # bytes per compressibility sample
+_ZEROS = bytes(16 << 20)
+
+
+def _is_zero(data: bytes | memoryview) -> bool:
+    """All bytes zero (memcmp against a zero buffer; VM images hold long zero runs)."""
+    return len(data) <= len(_ZEROS) and _ZEROS.startswith(data)
+
+
 TREE_PACK_CACHE = 8  # whole tree packs kept in memory while walking trees
 BLOB_KIND = {BLOB_DATA: "data", BLOB_TREE: "tree"}
 
@@ -99,6 +108,8 @@ class Repository:
         self._blob_id = self.suite.id_hasher(master.mac)
         self._ciphers: dict[bytes, Aead] = {}
         self._tree_packs: dict[bytes, bytes] = {}
+        self._lock = threading.RLock()  # writers, pending IDs, index, stats
+        self._zero_ids: dict[int, bytes] = {}  # blob ID of an all-zero chunk, by length
         self._writers: dict[str, PackWriter] = {}
         self._pending_ids: set[bytes] = set()
         self._unindexed = _Pending()
@@ -116,7 +127,7 @@ class Repository:
         chunker: ChunkerSettings | None = None,
         kdf: KdfParams | None = None,
         compression_level: int = 3,
-        pack_size: int = 32 << 20,
+        pack_size: int = 16 << 20,
     ) -> Repository:
         if backend.exists() and _object_exists(backend, layout.CONFIG):  # list() lists prefixes
             raise RepositoryExistsError(f"{backend.location}: a repository already exists here")
@@ -207,7 +218,8 @@ class Repository:
         return self._blob_id(data)
 
     def has_blob(self, blob_id: bytes) -> bool:
-        return blob_id in self.index or blob_id in self._pending_ids
+        with self._lock:
+            return blob_id in self._pending_ids or blob_id in self.index
 
     def pack_cipher(self, salt: bytes) -> Aead:
         cipher = self._ciphers.get(salt)
@@ -218,14 +230,26 @@ class Repository:
         return cipher
 
     def put_blob(
-        self, blob_type: int, data: bytes, blob_id: bytes | None = None
+        self, blob_type: int, data: bytes | memoryview, blob_id: bytes | None = None
     ) -> tuple[bytes, bool]:
-        """Store ``data`` unless present: (blob ID, whether it was new)."""
+        """Store ``data`` unless present: (blob ID, whether it was new).
+
+        Thread-safe: hashing and compression run in the calling thread without any lock, so
+        several threads storing blobs use several cores. A blob is claimed under the lock
+        before it is compressed, so two threads never store the same blob twice.
+        """
         if blob_id is None:
-            blob_id = self._blob_id(data)
-        if self.has_blob(blob_id):
-            self.stats.blobs_dedup += 1
-            return blob_id, False
+            zero = _is_zero(data)
+            blob_id = self._zero_ids.get(len(data)) if zero else None
+            if blob_id is None:
+                blob_id = self._blob_id(data)
+                if zero:
+                    self._zero_ids[len(data)] = blob_id
+        with self._lock:
+            if blob_id in self._pending_ids or blob_id in self.index:
+                self.stats.blobs_dedup += 1
+                return blob_id, False
+            self._pending_ids.add(blob_id)
         stored, compression = self.compress(data)
         self.put_sealed_input(blob_type, blob_id, stored, compression, len(data))
         return blob_id, True
@@ -236,66 +260,104 @@ class Repository:
             c = self._zstd.c = zstandard.ZstdCompressor(level=self.config.compression_level)
         return c
 
+    def _probe_compressor(self) -> zstandard.ZstdCompressor:
+        c = getattr(self._zstd, "probe", None)
+        if c is None:
+            c = self._zstd.probe = zstandard.ZstdCompressor(level=1)
+        return c
+
     def _decompressor(self) -> zstandard.ZstdDecompressor:
         d = getattr(self._zstd, "d", None)
         if d is None:
             d = self._zstd.d = zstandard.ZstdDecompressor()
         return d
 
-    def compress(self, data: bytes) -> tuple[bytes, int]:
-        """zstd unless that does not make the blob smaller; (stored bytes, compression code)."""
-        if self.config.compression == "zstd" and len(data) > 64:
-            packed = self._compressor().compress(data)
-            if len(packed) < len(data):
-                return packed, COMP_ZSTD
+    def compress(self, data: bytes | memoryview) -> tuple[bytes | memoryview, int]:
+        """zstd unless that does not make the blob smaller; (stored bytes, compression code).
+
+        Large blobs are probed first: when two 4 KiB samples (at a quarter and three quarters)
+        do not shrink by 3% at zstd level 1, the blob is stored raw without compressing it.
+        Scanned PDFs, JPEGs, archives and encrypted data cost a few microseconds, not a full
+        zstd pass.
+        """
+        n = len(data)
+        if self.config.compression != "zstd" or n <= 64:
+            return data, COMP_NONE
+        if n >= 4 * PROBE:
+            probe = self._probe_compressor()
+            view = memoryview(data)
+            a, b = n // 4, 3 * n // 4
+            if (
+                len(probe.compress(view[a : a + PROBE])) > PROBE * 0.97
+                and len(probe.compress(view[b : b + PROBE])) > PROBE * 0.97
+            ):
+                return data, COMP_NONE
+        packed = self._compressor().compress(data)
+        if len(packed) < n:
+            return packed, COMP_ZSTD
         return data, COMP_NONE
 
     def put_sealed_input(
-        self, blob_type: int, blob_id: bytes, stored: bytes, compression: int, raw_length: int
+        self,
+        blob_type: int,
+        blob_id: bytes,
+        stored: bytes | memoryview,
+        compression: int,
+        raw_length: int,
     ) -> None:
         kind = BLOB_KIND[blob_type]
-        writer = self._writers.get(kind)
-        if writer is None:
-            writer = self._writers[kind] = PackWriter(kind, self.pack_cipher)
-        writer.add(blob_id, blob_type, compression, stored, raw_length)
-        self._pending_ids.add(blob_id)
-        self.stats.blobs_new += 1
-        self.stats.bytes_raw_new += raw_length
-        self.stats.bytes_stored_new += len(stored)
-        if len(writer) >= self.config.pack_size:
-            self._finish_pack(kind)
+        full: PackWriter | None = None
+        with self._lock:
+            writer = self._writers.get(kind)
+            if writer is None:
+                writer = self._writers[kind] = PackWriter(kind, self.pack_cipher)
+            writer.add(blob_id, blob_type, compression, stored, raw_length)
+            self._pending_ids.add(blob_id)
+            self.stats.blobs_new += 1
+            self.stats.bytes_raw_new += raw_length
+            self.stats.bytes_stored_new += len(stored)
+            if len(writer) >= self.config.pack_size:
+                full = self._writers.pop(kind)
+        if full is not None:
+            self._upload(full)
 
-    def _finish_pack(self, kind: str) -> None:
-        writer = self._writers.pop(kind)
+    def _upload(self, writer: PackWriter) -> None:
+        """Finish and store a pack (outside the lock: uploads run in parallel), then index it."""
         name, data = writer.finish()
-        self.backend.put(layout.pack_path(kind, name), data)
-        ref = PackRef(name, kind, writer.salt)
-        self.index.add_pack(ref, writer.entries)
-        for e in writer.entries:
-            self._pending_ids.discard(e.blob_id)
-        self._unindexed.packs.append((ref, writer.entries))
-        self.session_packs.append(name)
-        self.stats.packs_written += 1
-        self.stats.pack_bytes_written += len(data)
-        if len(self._unindexed.packs) >= INDEX_EVERY_PACKS:
-            self._write_index()
+        self.backend.put(layout.pack_path(writer.kind, name), data)
+        ref = PackRef(name, writer.kind, writer.salt)
+        to_index: list[tuple[PackRef, list[PackEntry]]] = []
+        with self._lock:
+            self.index.add_pack(ref, writer.entries)
+            for e in writer.entries:
+                self._pending_ids.discard(e.blob_id)
+            self._unindexed.packs.append((ref, writer.entries))
+            self.session_packs.append(name)
+            self.stats.packs_written += 1
+            self.stats.pack_bytes_written += len(data)
+            if len(self._unindexed.packs) >= INDEX_EVERY_PACKS:
+                to_index, self._unindexed = self._unindexed.packs, _Pending()
+        self._write_index(to_index)
 
-    def _write_index(self) -> None:
-        if not self._unindexed.packs:
+    def _write_index(self, packs: list[tuple[PackRef, list[PackEntry]]]) -> None:
+        if not packs:
             return
-        names, body = index_codec.encode_file(self._unindexed.packs)
+        names, body = index_codec.encode_file(packs)
         raw = envelope.seal(envelope.INDEX_MAGIC, self.suite, self.master.enc, names, body)
         self.backend.put(layout.index_path(sha256(raw)), raw)
-        self._unindexed = _Pending()
 
     def flush(self) -> None:
-        """Upload open packs and index them: everything put so far is durable afterwards."""
-        for kind in list(self._writers):
-            if self._writers[kind].entries:
-                self._finish_pack(kind)
-            else:
-                del self._writers[kind]
-        self._write_index()
+        """Upload open packs and index them: everything put so far is durable afterwards.
+
+        Call it when no other thread is storing blobs."""
+        with self._lock:
+            writers = [w for w in self._writers.values() if w.entries]
+            self._writers = {}
+        for writer in writers:
+            self._upload(writer)
+        with self._lock:
+            to_index, self._unindexed = self._unindexed.packs, _Pending()
+        self._write_index(to_index)
 
     def get_blob(self, blob_id: bytes) -> bytes:
         """One blob, verified. Tree blobs come from whole tree packs, fetched once, checked
