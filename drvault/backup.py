@@ -31,8 +31,8 @@ from drvault.snapshot.document import Snapshot
 from drvault.snapshots import load_all
 from drvault.version import __version__
 
-READ_BUFFER = 4 << 20  # per-file read buffer of the chunker
-INFLIGHT_BYTES = 8 << 20  # chunks read but not yet hashed, compressed and packed
+READ_BUFFER = 1 << 20  # per-file read buffer of the chunker
+INFLIGHT_BYTES = 4 << 20  # chunks read but not yet hashed, compressed and packed
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOATIME = getattr(os, "O_NOATIME", 0)  # only the owner or root may use it

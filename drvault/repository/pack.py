@@ -26,6 +26,7 @@ The pack's name is the SHA-256 of all its bytes.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Callable
@@ -74,14 +75,40 @@ def blob_aad(blob_id: bytes, blob_type: int, compression: int) -> bytes:
     return blob_id + bytes((blob_type, compression))
 
 
+class _Buffer:
+    """An append-only byte buffer in anonymous memory: pages cost memory only once written,
+    and growing never copies more than once per doubling (a pack is written once, read once)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._map = mmap.mmap(-1, max(capacity, mmap.PAGESIZE))
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def append(self, data: bytes | memoryview) -> None:
+        end = self._len + len(data)
+        if end > len(self._map):
+            bigger = mmap.mmap(-1, max(end, 2 * len(self._map)))
+            bigger[: self._len] = self._map[: self._len]
+            self._map.close()
+            self._map = bigger
+        self._map[self._len : end] = data
+        self._len = end
+
+    def view(self) -> memoryview:
+        return memoryview(self._map)[: self._len]
+
+
 class PackWriter:
     """Accumulates sealed blobs in memory until the pack is finished."""
 
-    def __init__(self, kind: str, cipher_for_salt: CipherFactory) -> None:
+    def __init__(self, kind: str, cipher_for_salt: CipherFactory, capacity: int = 1 << 20) -> None:
         self.kind = kind
         self.salt = os.urandom(16)
         self._cipher = cipher_for_salt(self.salt)
-        self._buf = bytearray(PRELUDE.pack(MAGIC, VERSION, KIND_CODES[kind], self.salt))
+        self._buf = _Buffer(capacity)
+        self._buf.append(PRELUDE.pack(MAGIC, VERSION, KIND_CODES[kind], self.salt))
         self.entries: list[PackEntry] = []
 
     def __len__(self) -> int:
@@ -94,20 +121,21 @@ class PackWriter:
         sealed = self._cipher.seal(
             blob_nonce(offset), stored, blob_aad(blob_id, blob_type, compression)
         )
-        self._buf += sealed
+        self._buf.append(sealed)
         self.entries.append(
             PackEntry(blob_id, blob_type, compression, offset, len(sealed), raw_length)
         )
 
-    def finish(self) -> tuple[bytes, bytearray]:
-        """(pack name, pack bytes): the writer's own buffer, handed over without a copy."""
+    def finish(self) -> tuple[bytes, memoryview]:
+        """(pack name, pack bytes): a view of the writer's own buffer, handed over uncopied."""
         table = struct.pack("<I", len(self.entries)) + b"".join(
             ENTRY.pack(e.blob_id, e.type, e.compression, e.offset, e.length, e.raw_length)
             for e in self.entries
         )
-        sealed = self._cipher.seal(TABLE_NONCE, table, bytes(self._buf[: PRELUDE.size]))
-        self._buf += sealed + TRAILER.pack(len(sealed), END_MAGIC)
-        data, self._buf = self._buf, bytearray()
+        prelude = bytes(self._buf.view()[: PRELUDE.size])
+        sealed = self._cipher.seal(TABLE_NONCE, table, prelude)
+        self._buf.append(sealed + TRAILER.pack(len(sealed), END_MAGIC))
+        data = self._buf.view()
         return sha256(data), data
 
 

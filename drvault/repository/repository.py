@@ -310,7 +310,9 @@ class Repository:
         with self._lock:
             writer = self._writers.get(kind)
             if writer is None:
-                writer = self._writers[kind] = PackWriter(kind, self.pack_cipher)
+                writer = self._writers[kind] = PackWriter(
+                    kind, self.pack_cipher, self.config.pack_size + (1 << 20)
+                )
             writer.add(blob_id, blob_type, compression, stored, raw_length)
             self._pending_ids.add(blob_id)
             self.stats.blobs_new += 1

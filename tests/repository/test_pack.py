@@ -38,8 +38,8 @@ def _write(suite: Suite, kind: str = "data") -> tuple[bytes, bytes, list[PackEnt
         blob_type = blob_type if kind == "data" else BLOB_TREE
         writer.add(blob_id, blob_type, compression, data, len(data))
     entries = list(writer.entries)
-    name, raw = writer.finish()
-    return name, raw, entries
+    name, view = writer.finish()  # a view of the writer's buffer
+    return name, bytes(view), entries
 
 
 def _open_all(suite: Suite, raw: bytes, key: bytes = KEY) -> list[bytes]:
