@@ -230,16 +230,33 @@ class _Walker:
     ) -> Node | _PendingFile | None:
         if base.type == NodeType.DIR:
             self.stats.dirs += 1
-            return dataclasses.replace(base, subtree=self.save_dir(path, old))
+            node = dataclasses.replace(base, subtree=self.save_dir(path, old))
+            return old if node == old else node  # the same object lets the parent reuse its tree
         if base.type == NodeType.FILE:
             self.stats.bytes_total += base.size
             return self.save_file(path, base, st, old)
         self.stats.others += 1
-        return base
+        return old if base == old else base
+
+    def same_file(self, old: Node | None, st: os.stat_result) -> bool:
+        """Unchanged since the parent snapshot: same inode, size, mtime and ctime. A changed
+        mode, owner, xattr or link count moves ctime, so the parent's node is still exact."""
+        return (
+            old is not None
+            and not self.request.force_read
+            and old.type == NodeType.FILE
+            and stat.S_ISREG(st.st_mode)
+            and old.size == st.st_size
+            and old.mtime_ns == st.st_mtime_ns
+            and old.ctime_ns == st.st_ctime_ns
+            and old.inode == st.st_ino
+            and old.device == st.st_dev
+        )
 
     def save_dir(self, path: bytes, old: Node | None) -> bytes:
         old_nodes = self.parent_nodes(old.subtree if old and old.type == NodeType.DIR else None)
-        nodes: list[Node | _PendingFile] = []
+        entries: list[Node | _PendingFile | None] = []
+        reused: list[tuple[int, bytes, os.stat_result]] = []
         try:
             listing = scan_dir(path)
         except OSError as exc:
@@ -249,28 +266,73 @@ class _Walker:
             child = os.path.join(path, name)
             if self.excluded(child, name):
                 continue
+            prev = old_nodes.get(name)
+            if self.same_file(prev, st):
+                reused.append((len(entries), child, st))
+                entries.append(prev)
+                continue
             try:
                 base = capture(child, name, st)
             except (OSError, ValueError) as exc:
                 self.warn(child, f"cannot read metadata: {exc}")
                 continue
-            node = self.save_entry(child, base, st, old_nodes.get(name))
-            if node is not None:
-                nodes.append(node)
-        del old_nodes
-        return self.put_tree(nodes)
+            entries.append(self.save_entry(child, base, st, prev))
+        if reused:
+            self.settle_reused(entries, reused)
+        kept = [e for e in entries if e is not None]
+        if (
+            old is not None
+            and old.subtree is not None
+            and len(kept) == len(old_nodes)
+            and all(e is old_nodes.get(e.name) for e in kept if isinstance(e, Node))
+            and not any(isinstance(e, _PendingFile) for e in kept)
+        ):
+            self._note_blob(old.subtree)  # nothing changed: the parent's tree blob is this one
+            return old.subtree
+        return self.put_tree(kept)
+
+    def settle_reused(
+        self,
+        entries: list[Node | _PendingFile | None],
+        reused: list[tuple[int, bytes, os.stat_result]],
+    ) -> None:
+        """Account for files taken over from the parent, with one index search for all their
+        blobs; a file whose blobs are no longer all indexed is read again."""
+        ids = [blob_id for i, _, _ in reused for blob_id in entries[i].content]  # type: ignore[union-attr]
+        packs = iter(self.repo.index.packs_of(ids))
+        for i, child, st in reused:
+            node = entries[i]
+            assert isinstance(node, Node)
+            found = [next(packs) for _ in node.content]
+            if all(p is not None for p in found):
+                self.packs.update(found)  # type: ignore[arg-type]
+                self.stats.files_unmodified += 1
+                self.stats.bytes_total += node.size
+                continue
+            try:
+                base = capture(child, node.name, st)
+            except (OSError, ValueError) as exc:
+                self.warn(child, f"cannot read metadata: {exc}")
+                entries[i] = None
+                continue
+            self.stats.bytes_total += base.size
+            entries[i] = self.save_file(child, base, st, None)
 
     def unchanged(self, base: Node, old: Node | None) -> bool:
-        return (
-            not self.request.force_read
-            and old is not None
-            and old.type == NodeType.FILE
-            and old.size == base.size
-            and old.mtime_ns == base.mtime_ns
-            and old.ctime_ns == base.ctime_ns
-            and old.inode == base.inode
-            and all(c in self.repo.index for c in old.content)
-        )
+        if old is None or self.request.force_read or old.type != NodeType.FILE:
+            return False
+        if (old.size, old.mtime_ns, old.ctime_ns, old.inode) != (
+            base.size,
+            base.mtime_ns,
+            base.ctime_ns,
+            base.inode,
+        ):
+            return False
+        packs = self.repo.index.packs_of(list(old.content))
+        if any(p is None for p in packs):
+            return False
+        self.packs.update(packs)  # type: ignore[arg-type]
+        return True
 
     def save_file(
         self, path: bytes, base: Node, st: os.stat_result, old: Node | None
@@ -278,8 +340,6 @@ class _Walker:
         if self.unchanged(base, old):
             assert old is not None
             self.stats.files_unmodified += 1
-            for blob_id in old.content:
-                self._note_blob(blob_id)
             return dataclasses.replace(base, content=old.content)
         key = base.hardlink_key
         if key is not None and key in self._hardlinks:

@@ -207,6 +207,36 @@ class Index:
         row = self._row(blob_id)
         return None if row is None else self.packs[row[0]].name
 
+    def packs_of(self, ids: list[bytes]) -> list[bytes | None]:
+        """``pack_of`` for many IDs at once: one vectorised search instead of one per ID."""
+        out: list[bytes | None] = [None] * len(ids)
+        with self._lock:
+            if self._staged:
+                self._merge()
+            todo: list[int] = []
+            for i, blob_id in enumerate(ids):
+                row = self._overlay.get(blob_id)
+                if row is not None:
+                    out[i] = self.packs[row[0]].name
+                else:
+                    todo.append(i)
+            if not todo or not len(self._key):
+                return out
+            arr = np.frombuffer(b"".join([ids[i] for i in todo]), np.uint8).reshape(-1, 32)
+            keys = _keys(arr)
+            pos = np.minimum(np.searchsorted(self._key, keys), len(self._key) - 1)
+            same_key = self._key[pos] == keys
+            hit = same_key & (self._rest[pos] == arr[:, 8:]).all(axis=1)
+            packs = self._pack[pos]
+            for j, i in enumerate(todo):
+                if hit[j]:
+                    out[i] = self.packs[int(packs[j])].name
+                elif same_key[j]:  # another ID shares the first 8 bytes: search the run
+                    row_index = self._find(ids[i])
+                    if row_index >= 0:
+                        out[i] = self.packs[int(self._pack[row_index])].name
+        return out
+
     def entries(self) -> Iterator[IndexEntry]:
         self._merge()
         for i in range(len(self._key)):

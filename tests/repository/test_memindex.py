@@ -60,3 +60,17 @@ def test_overlay_merges_and_first_copy_wins() -> None:
         got = index.get(e.blob_id)
         assert got is not None and got.pack.name == _ref(1).name and got.offset == e.offset
     assert sorted(e.blob_id for e in index.entries()) == sorted(e.blob_id for e in first)
+
+
+def test_packs_of_many_ids_matches_one_by_one() -> None:
+    records = synthetic_records(50_000, seed=7)
+    index = Index()
+    for p, first in enumerate(range(0, len(records), 1000)):
+        index.add_records(_ref(p), records[first : first + 1000])
+    fresh = [PackEntry(os.urandom(32), 0, 0, 24, 20, 4) for _ in range(10)]
+    index.add_pack(_ref(999), fresh)  # in the overlay
+    colliding = bytes(records["id"][5][:8]) + bytes(24)  # same key as a stored ID, not stored
+    ids = [records["id"][i].tobytes() for i in range(0, 50_000, 97)]
+    ids += [e.blob_id for e in fresh] + [os.urandom(32), colliding]
+    assert index.packs_of(ids) == [index.pack_of(i) for i in ids]
+    assert index.packs_of(ids)[-2:] == [None, None]
