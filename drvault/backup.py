@@ -32,6 +32,8 @@ from drvault.snapshots import load_all
 from drvault.version import __version__
 
 READ_BUFFER = 1 << 20  # per-file read buffer of the chunker
+SMALL_FILE = 1 << 20  # files up to this size are read and stored whole by one worker
+CHANGED_WHILE_READ = "changed while being read; the snapshot holds what was read"
 INFLIGHT_BYTES = 4 << 20  # chunks read but not yet hashed, compressed and packed
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -135,11 +137,28 @@ StoreResult = Future[tuple[bytes, bool]]
 
 
 @dataclass(frozen=True)
+class _FileRead:
+    """What a worker made of one small file: its chunks stored, and what it noticed."""
+
+    chunks: tuple[tuple[bytes, bool], ...]
+    bytes_read: int
+    changed: bool
+
+
+@dataclass(frozen=True)
 class _PendingFile:
-    """A file node whose chunks are still being hashed and compressed by the workers."""
+    """A file node whose data the workers are still storing.
+
+    A large file is read and chunked by the walker, its chunks stored by the workers
+    (``chunks``); a small file is read, chunked and stored whole by one worker (``job``), so
+    the walker never waits on small reads and hands work over once per file, not per chunk.
+    """
 
     node: Node
-    chunks: tuple[StoreResult, ...]
+    path: bytes
+    count: str | None  # "new" or "changed": which counter the file adds to once stored
+    chunks: tuple[StoreResult, ...] = ()
+    job: Future[_FileRead] | None = None
 
 
 class _Walker:
@@ -152,7 +171,7 @@ class _Walker:
         self.stats = BackupStats()
         self.warnings: list[str] = []
         self.packs: set[bytes] = set()
-        self._hardlinks: dict[tuple[int, int], tuple[StoreResult, ...]] = {}
+        self._hardlinks: dict[tuple[int, int], _PendingFile] = {}
         self.pool = ThreadPoolExecutor(request.workers or os.cpu_count() or 2, "drvault-blob")
         self.budget = _Budget(INFLIGHT_BYTES)
 
@@ -165,13 +184,40 @@ class _Walker:
         finally:
             self.budget.give(len(chunk))
 
-    def resolve(self, entry: Node | _PendingFile) -> Node:
-        """Wait for a file's chunks (usually long done) and fill in its content."""
+    def _store_file(self, path: bytes, st: os.stat_result, reserved: int) -> _FileRead:
+        """A worker's job: read, chunk and store one small file."""
+        try:
+            stored: list[tuple[bytes, bool]] = []
+            size, changed = self._read(
+                path, st, lambda chunk: stored.append(self.repo.put_blob(BLOB_DATA, chunk))
+            )
+            return _FileRead(tuple(stored), size, changed)
+        finally:
+            self.budget.give(reserved)
+
+    def resolve(self, entry: Node | _PendingFile) -> Node | None:
+        """Wait for a file's data (usually long stored) and fill in its content."""
         if isinstance(entry, Node):
             return entry
+        if entry.job is not None:
+            try:
+                read = entry.job.result()
+            except OSError as exc:
+                self.warn(entry.path, f"cannot read: {exc.strerror or exc}")
+                return None
+            results = read.chunks
+            if entry.count is not None:
+                self.stats.bytes_read += read.bytes_read
+                if read.changed:
+                    self.warn(entry.path, CHANGED_WHILE_READ)
+        else:
+            results = tuple(f.result() for f in entry.chunks)
+        if entry.count == "new":
+            self.stats.files_new += 1
+        elif entry.count == "changed":
+            self.stats.files_changed += 1
         ids: list[bytes] = []
-        for future in entry.chunks:
-            blob_id, new = future.result()
+        for blob_id, new in results:
             if not new:
                 self._note_blob(blob_id)
             ids.append(blob_id)
@@ -220,7 +266,7 @@ class _Walker:
         return self.put_tree(nodes)
 
     def put_tree(self, entries: list[Node | _PendingFile]) -> bytes:
-        nodes = [self.resolve(e) for e in entries]
+        nodes = [n for n in map(self.resolve, entries) if n is not None]
         tree_id, _ = self.repo.put_blob(BLOB_TREE, encode_tree(nodes))
         self._note_blob(tree_id)
         return tree_id
@@ -343,47 +389,65 @@ class _Walker:
             return dataclasses.replace(base, content=old.content)
         key = base.hardlink_key
         if key is not None and key in self._hardlinks:
-            return _PendingFile(base, self._hardlinks[key])
-        try:
-            content = self.read_file(path, st)
-        except OSError as exc:
-            self.warn(path, f"cannot read: {exc.strerror or exc}")
-            return None
-        if old is None:
-            self.stats.files_new += 1
+            first = self._hardlinks[key]
+            return _PendingFile(base, path, None, first.chunks, first.job)
+        count = "new" if old is None else "changed"
+        if st.st_size <= SMALL_FILE:
+            reserved = max(st.st_size, 1)
+            self.budget.take(reserved)
+            job = self.pool.submit(self._store_file, path, st, reserved)
+            pending = _PendingFile(base, path, count, job=job)
         else:
-            self.stats.files_changed += 1
+            try:
+                pending = _PendingFile(base, path, count, chunks=self.read_file(path, st))
+            except OSError as exc:
+                self.warn(path, f"cannot read: {exc.strerror or exc}")
+                return None
         if key is not None:
-            self._hardlinks[key] = content
+            self._hardlinks[key] = pending
         if self.progress is not None:
             self.progress(self.stats, path)
-        return _PendingFile(base, content)
+        return pending
 
     def read_file(self, path: bytes, st: os.stat_result) -> tuple[StoreResult, ...]:
-        """Read and chunk a file here; hash, compress and pack its chunks on the workers."""
+        """Read and chunk a large file here; the workers hash, compress and pack its chunks."""
+        chunks: list[StoreResult] = []
+
+        def submit(chunk: bytes) -> None:
+            self.budget.take(len(chunk))
+            chunks.append(self.pool.submit(self._store, chunk))
+
+        size, changed = self._read(path, st, submit)
+        self.stats.bytes_read += size
+        if changed:
+            self.warn(path, CHANGED_WHILE_READ)
+        return tuple(chunks)
+
+    def _read(
+        self, path: bytes, st: os.stat_result, sink: Callable[[bytes], object]
+    ) -> tuple[int, bool]:
+        """Feed the file's chunks to ``sink``: (bytes read, whether it changed meanwhile)."""
         try:
             fd = os.open(path, _READ_FLAGS | _NOATIME)
         except PermissionError:
             fd = os.open(path, _READ_FLAGS)
+        size = 0
         with os.fdopen(fd, "rb", buffering=0) as f:
             before = os.fstat(fd)
             if before.st_ino != st.st_ino or not stat.S_ISREG(before.st_mode):
                 raise OSError(0, "replaced while being backed up")
-            content: list[StoreResult] = []
             # a buffer sized to the file: a large buffer costs more than a small file's read
-            size = max(self.chunker.params.max_size, min(st.st_size, READ_BUFFER))
-            for chunk in self.chunker.chunk_file(f, buffer_size=size):
-                self.stats.bytes_read += len(chunk)
-                self.budget.take(len(chunk))
-                content.append(self.pool.submit(self._store, chunk))
+            buffer = max(self.chunker.params.max_size, min(st.st_size, READ_BUFFER))
+            for chunk in self.chunker.chunk_file(f, buffer_size=buffer):
+                size += len(chunk)
+                sink(chunk)
             after = os.fstat(fd)
-        if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+        changed = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
             st.st_size,
             st.st_mtime_ns,
             st.st_ctime_ns,
-        ):
-            self.warn(path, "changed while being read; the snapshot holds what was read")
-        return tuple(content)
+        )
+        return size, changed
 
 
 def _path_tree(paths: tuple[bytes, ...]) -> dict[bytes, object]:
