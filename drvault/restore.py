@@ -1,12 +1,21 @@
 """Restore: recreate a snapshot (or parts of it) under a target directory.
 
-Plan first, then fetch by pack: every pack is read once, each of its blobs is verified and
-written to every file offset that needs it (a deduplicated chunk used by many files costs one
-read). All-zero blocks stay holes. Symlinks are created only after every file was written and
-files are opened with O_NOFOLLOW, so no entry of the snapshot, however hostile, can steer a
-write outside the target; names were already checked when the trees were decoded.
-Metadata goes on last: files, then directories deepest first (their times would otherwise
-change as children are created).
+Plan first: walk the trees, check every name, and group the needed blobs by pack, each blob
+with every ``(file, offset)`` that needs it; cut each pack's blobs into pieces of a few MiB.
+Then a bounded pool of worker threads does the work: a fetch task reads a pack once (a full
+restore also checks it against its SHA-256 name), then one write task per piece opens its
+blobs (AEAD, zstd, blob ID) and writes each to every file offset that needs it with
+``pwrite``. I/O, AES-GCM, zstd and BLAKE3 release the GIL, so pieces run in parallel, even
+from a single pack; at most ``workers + 1`` packs are in memory. All-zero blocks stay holes.
+
+Safety: no byte is written before every directory was created or checked to be a real
+directory. Files are opened with ``O_NOFOLLOW`` and symlinks are created only after every file
+was written, so no entry of the snapshot, however hostile, can steer a write outside the
+target; names were already checked when the trees were decoded. A file in a directory this
+restore created cannot have anything in its way, so the one task that writes all of it creates
+it (one open per small file); every other file is created, and so checked, up front, before
+any content is written. Metadata goes on last: files, then directories deepest first (their
+times would otherwise change as children are created).
 """
 
 from __future__ import annotations
@@ -14,9 +23,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections import defaultdict
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from drvault.errors import IntegrityError, UnsafePathError, UsageError
 from drvault.filesystem.apply import apply_metadata, create_entry
@@ -32,6 +43,12 @@ from drvault.snapshots import split_path
 # else blob by blob. A full restore always reads whole packs: each is fetched once and checked
 # against its SHA-256 name, so a restore also proves every pack it touched intact.
 WHOLE_PACK_SHARE = 0.5
+PIECE_BYTES = 4 << 20  # stored bytes of blobs per write task
+SERIAL_BELOW = 64 << 10  # pieces writing less than this per place on average: one at a time
+MAX_OPEN_FILES = 64  # per write task: files kept open while its piece is written out
+VERIFY_BYTES = 16 << 20  # bytes of files per --verify task
+_MAX_BLOCK = 1 << 20
+_ZEROS = bytes(8 << 20)  # compared against, never written: all-zero blobs become holes
 
 
 @dataclass
@@ -53,17 +70,55 @@ class RestoreResult:
     mismatches: tuple[str, ...] = ()
 
 
+class _Blob:
+    """One needed blob: where it is stored and every ``(file number, offset)`` it goes to."""
+
+    __slots__ = ("entry", "targets")
+
+    def __init__(self, entry: IndexEntry) -> None:
+        self.entry = entry
+        self.targets: list[tuple[int, int]] = []
+
+
+@dataclass
+class _Piece:
+    """Blobs of one pack written out by one task.
+
+    ``serial``: its writes are small (small files). Python work and short system calls then
+    outweigh the work that runs without the GIL, and two threads doing this only pass the
+    GIL back and forth (measured: 20,000 small files restore 1.4x slower with 2 threads than
+    with 1), so such pieces are written one at a time while other threads fetch packs and
+    write pieces of large blobs.
+    """
+
+    blobs: list[_Blob] = field(default_factory=list)
+    writes: int = 0
+    raw: int = 0  # bytes written (raw blob bytes times their places)
+    serial: bool = False
+
+    def close(self) -> _Piece:
+        self.serial = self.raw < SERIAL_BELOW * self.writes
+        return self
+
+
+@dataclass
+class _Job:
+    """One pack, the blobs the restore needs from it, and those blobs cut into pieces."""
+
+    ref: PackRef
+    blobs: list[_Blob] = field(default_factory=list)
+    pieces: list[_Piece] = field(default_factory=list)
+
+
 @dataclass
 class _Plan:
     dirs: list[tuple[bytes, Node]] = field(default_factory=list)
     files: list[tuple[bytes, Node]] = field(default_factory=list)
     links: list[tuple[bytes, bytes, Node]] = field(default_factory=list)  # (path, first, node)
     specials: list[tuple[bytes, Node]] = field(default_factory=list)
-    # pack name -> blob id -> [(file number, offset)]
-    uses: dict[bytes, dict[bytes, list[tuple[int, int]]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(list))
-    )
-    packs: dict[bytes, PackRef] = field(default_factory=dict)
+    blobs: dict[bytes, _Blob] = field(default_factory=dict)
+    jobs: dict[bytes, _Job] = field(default_factory=dict)  # by pack name, in order of first use
+    spread: set[int] = field(default_factory=set)  # files written by more than one piece
     partial: bool = False  # only --include parts of the snapshot
 
 
@@ -71,9 +126,8 @@ Progress = Callable[[RestoreStats], None]
 
 
 class _Planner:
-    def __init__(self, repo: Repository, target: bytes, includes: list[list[bytes]]) -> None:
+    def __init__(self, repo: Repository, includes: list[list[bytes]]) -> None:
         self.repo = repo
-        self.target = target
         self.includes = includes
         self.plan = _Plan()
         self.matched = False  # whether an entry matched an include (ancestors do not count)
@@ -89,18 +143,19 @@ class _Planner:
         )
         return take, take or ancestor
 
-    def visit(self, tree: bytes, parts: list[bytes]) -> None:
+    def visit(self, tree: bytes, parts: list[bytes], directory: bytes) -> None:
+        prefix = os.path.join(directory, b"")
         for node in decode_tree(self.repo.get_blob(tree), f"tree {tree.hex()[:16]}"):
-            child = [*parts, node.name]
+            child = [*parts, node.name] if self.includes else parts
             take, descend = self.selected(child)
             if not descend:
                 continue
             self.matched |= take
-            path = os.path.join(self.target, *child)
+            path = prefix + node.name
             if node.type == NodeType.DIR:
                 self.plan.dirs.append((path, node))
                 if node.subtree is not None:
-                    self.visit(node.subtree, child)
+                    self.visit(node.subtree, child, path)
             elif take:
                 self.add_leaf(path, node)
 
@@ -115,18 +170,25 @@ class _Planner:
         if node.type != NodeType.FILE:
             self.plan.specials.append((path, node))
             return
-        number = len(self.plan.files)
-        self.plan.files.append((path, node))
+        plan = self.plan
+        number = len(plan.files)
+        plan.files.append((path, node))
         offset = 0
         for blob_id in node.content:
-            entry = self.repo.index.get(blob_id)
-            if entry is None:
-                raise IntegrityError(
-                    f"blob {blob_id.hex()}", f"needed by {display_name(path)}, not in any index"
-                )
-            self.plan.packs[entry.pack.name] = entry.pack
-            self.plan.uses[entry.pack.name][blob_id].append((number, offset))
-            offset += entry.raw_length
+            blob = plan.blobs.get(blob_id)
+            if blob is None:
+                entry = self.repo.index.get(blob_id)
+                if entry is None:
+                    raise IntegrityError(
+                        f"blob {blob_id.hex()}", f"needed by {display_name(path)}, not in any index"
+                    )
+                blob = plan.blobs[blob_id] = _Blob(entry)
+                job = plan.jobs.get(entry.pack.name)
+                if job is None:
+                    job = plan.jobs[entry.pack.name] = _Job(entry.pack)
+                job.blobs.append(blob)
+            blob.targets.append((number, offset))
+            offset += blob.entry.raw_length
         if offset != node.size:
             raise IntegrityError(
                 f"file {display_name(path)}",
@@ -134,7 +196,34 @@ class _Planner:
             )
 
 
-def _ensure_dir(path: bytes) -> None:
+def _cut_pieces(plan: _Plan) -> None:
+    """Cut each pack's blobs, in pack order, into pieces of about PIECE_BYTES; note the files
+    that more than one piece writes to (they are created up front, the others by their piece).
+
+    Pieces, not packs, are the unit of work, so even a restore from one pack uses every core.
+    """
+    piece_of: dict[int, int] = {}
+    spread = plan.spread
+    for job in plan.jobs.values():
+        job.blobs.sort(key=lambda b: b.entry.offset)
+        piece = _Piece()
+        stored = 0
+        for blob in job.blobs:
+            if stored >= PIECE_BYTES:
+                job.pieces.append(piece.close())
+                piece, stored = _Piece(), 0
+            piece.blobs.append(blob)
+            stored += blob.entry.length
+            piece.writes += len(blob.targets)
+            piece.raw += blob.entry.raw_length * len(blob.targets)
+            for number, _offset in blob.targets:
+                if piece_of.setdefault(number, id(piece)) != id(piece):
+                    spread.add(number)
+        job.pieces.append(piece.close())
+
+
+def _ensure_dir(path: bytes) -> bool:
+    """Create a directory; whether it is new (False: it existed, and is a real directory)."""
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
@@ -143,6 +232,22 @@ def _ensure_dir(path: bytes) -> None:
             raise UnsafePathError(
                 f"{display_name(path)}: exists and is not a directory (refusing to follow)"
             ) from None
+        return False
+    return True
+
+
+def _open_file(path: bytes, *, create: bool, block_size: int) -> SparseWriter:
+    """Open a file to fill; a symlink or directory in its place is refused, never followed."""
+    try:
+        return SparseWriter(path, create=create, block_size=block_size)
+    except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            raise UsageError(f"{display_name(path)}: exists as a directory") from None
+        if exc.errno != errno.ELOOP:
+            raise
+        raise UnsafePathError(
+            f"{display_name(path)}: exists and is a symlink (refusing to follow)"
+        ) from None
 
 
 def _clear_leaf(path: bytes) -> None:
@@ -159,6 +264,10 @@ def _clear_leaf(path: bytes) -> None:
     os.unlink(path)
 
 
+def default_workers() -> int:
+    return max(2, os.cpu_count() or 1)
+
+
 def restore(
     repo: Repository,
     snapshot: Snapshot,
@@ -168,123 +277,315 @@ def restore(
     verify: bool = False,
     restore_owner: bool | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> RestoreResult:
+    """Restore ``snapshot`` under ``target``; files are written by ``workers`` threads
+    (default: one per CPU, at least 2), with at most ``workers + 1`` packs in memory."""
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise UsageError(f"workers must be at least 1, not {workers}")
     target = os.path.abspath(target)
     if os.path.lexists(target) and not os.path.isdir(target):
         raise UsageError(f"{display_name(target)}: target exists and is not a directory")
     os.makedirs(target, exist_ok=True)
     owner = os.geteuid() == 0 if restore_owner is None else restore_owner
-    planner = _Planner(repo, target, [split_path(i) for i in includes])
-    planner.visit(snapshot.tree, [])
+    planner = _Planner(repo, [split_path(i) for i in includes])
+    planner.visit(snapshot.tree, [], target)
     plan = planner.plan
     plan.partial = bool(includes)
     if includes and not planner.matched:
         raise UsageError("nothing in the snapshot matches the --include paths")
+    _cut_pieces(plan)
     stats = RestoreStats()
     warnings: list[str] = []
-
-    for path, _node in plan.dirs:
-        _ensure_dir(path)
-        stats.dirs += 1
-    for path, _node in plan.files:
-        try:
-            SparseWriter(path).close()  # create empty (O_TRUNC, O_NOFOLLOW); filled by pack below
-        except OSError as exc:
-            if exc.errno == errno.EISDIR:
-                raise UsageError(f"{display_name(path)}: exists as a directory") from None
-            if exc.errno != errno.ELOOP:
-                raise
-            raise UnsafePathError(
-                f"{display_name(path)}: exists and is a symlink (refusing to follow)"
-            ) from None
-    _write_contents(repo, plan, stats, progress)
-    for path, node in plan.files:
-        os.truncate(path, node.size)
-        stats.files += 1
-    for path, node in plan.specials:
-        _clear_leaf(path)
-        warning = create_entry(path, node)
-        if warning:
-            warnings.append(warning)
-        else:
-            stats.others += 1
-    for path, first, _node in plan.links:  # after specials: a FIFO or symlink can be linked too
-        if not os.path.lexists(first):  # its first name was skipped (a socket, a device)
-            continue
-        _clear_leaf(path)
-        os.link(first, path, follow_symlinks=False)
-        stats.hardlinks += 1
-    for path, node in [*plan.files, *plan.specials]:
-        if os.path.lexists(path):
+    block = os.stat(target).st_blksize
+    block = block if 512 <= block <= _MAX_BLOCK else 4096
+    creates = _make_room(plan, stats, block)
+    with ThreadPoolExecutor(workers, thread_name_prefix="drvault-restore") as pool:
+        _Writer(repo, plan, creates, block, pool, workers).run(stats, progress)
+        stats.files = len(plan.files)
+        for path, node in plan.specials:
+            _clear_leaf(path)
+            warning = create_entry(path, node)
+            if warning:
+                warnings.append(warning)
+            else:
+                stats.others += 1
+        for path, first, _node in plan.links:  # after specials: FIFOs, symlinks can be linked
+            if not os.path.lexists(first):  # its first name was skipped (a socket, a device)
+                continue
+            _clear_leaf(path)
+            os.link(first, path, follow_symlinks=False)
+            stats.hardlinks += 1
+        for path, node in plan.files:
             warnings.extend(apply_metadata(path, node, restore_owner=owner))
-    for path, node in reversed(plan.dirs):
-        warnings.extend(apply_metadata(path, node, restore_owner=owner))
-    mismatches = _verify(repo, plan) if verify else []
+        for path, node in plan.specials:
+            if os.path.lexists(path):  # not if skipped (a socket, a device without root)
+                warnings.extend(apply_metadata(path, node, restore_owner=owner))
+        for path, node in reversed(plan.dirs):
+            warnings.extend(apply_metadata(path, node, restore_owner=owner))
+        mismatches = _verify(repo, plan, pool) if verify else []
     return RestoreResult(stats, tuple(warnings), tuple(mismatches))
 
 
-def _write_contents(
-    repo: Repository, plan: _Plan, stats: RestoreStats, progress: Progress | None
-) -> None:
-    files = plan.files
-    writers: dict[int, SparseWriter] = {}
-    try:
-        for pack_name in sorted(plan.uses):
-            uses = plan.uses[pack_name]
-            ref = plan.packs[pack_name]
-            entries = {b: repo.index.get(b) for b in uses}
-            needed = sum(e.length for e in entries.values() if e is not None)
-            ranged = (
-                plan.partial
-                and needed
-                < WHOLE_PACK_SHARE * repo.backend.stat(pack_path(ref.kind, ref.name)).size
-            )
-            whole = None if ranged else repo.read_pack(ref)
+def _make_room(plan: _Plan, stats: RestoreStats, block: int) -> bytearray:
+    """Create the directories, then the files no worker may create; which files a worker
+    creates (1) on its first write.
+
+    A worker creates a file (O_TRUNC) only if its directory is new, so nothing can be in the
+    way, and one piece holds all of its content, so nobody else writes to it. Every other file
+    (in a directory that existed, empty, or written by several pieces) is created here, at its
+    final size, before any content is written: a symlink or directory in its way stops the
+    restore before anything was written.
+    """
+    new_dirs: set[bytes] = set()
+    for path, _node in plan.dirs:
+        if _ensure_dir(path):
+            new_dirs.add(path)
+        stats.dirs += 1
+    creates = bytearray(len(plan.files))
+    for number, (path, node) in enumerate(plan.files):
+        if node.content and number not in plan.spread and os.path.dirname(path) in new_dirs:
+            creates[number] = 1
+            continue
+        with _open_file(path, create=True, block_size=block) as writer:
+            if node.size:
+                writer.finish(node.size)
+    return creates
+
+
+class _Writer:
+    """Fills the planned files with a pool of threads; at most ``workers + 1`` packs in memory.
+
+    A fetch task reads one pack (checked against its name); then one write task per piece of
+    it opens the piece's blobs and writes them out. The first error stops the restore: no new
+    task starts, running ones stop after their current blob, and the error is raised in the
+    caller as it was raised.
+    """
+
+    def __init__(
+        self,
+        repo: Repository,
+        plan: _Plan,
+        creates: bytearray,
+        block: int,
+        pool: ThreadPoolExecutor,
+        workers: int,
+    ) -> None:
+        self.repo = repo
+        self.plan = plan
+        self.creates = creates
+        self.block = block
+        self.pool = pool
+        self.workers = workers
+        self.stop = threading.Event()
+        self.serial = threading.Lock()  # held while a piece of small writes is written
+
+    def run(self, stats: RestoreStats, progress: Progress | None) -> None:
+        jobs: Iterator[_Job] = iter(self.plan.jobs.values())
+        self.running: dict[Future[Any], _Job] = {}
+        self.fetching: set[Future[Any]] = set()
+        self.pieces_left: dict[int, int] = {}  # per pack in memory (by id of its job)
+        try:
+            while True:
+                while len(self.pieces_left) + len(self.fetching) <= self.workers:
+                    job = next(jobs, None)
+                    if job is None:
+                        break
+                    future = self.pool.submit(self.fetch, job)
+                    self.running[future] = job
+                    self.fetching.add(future)
+                if not self.running:
+                    break
+                for future in wait(self.running, return_when=FIRST_COMPLETED).done:
+                    self._settle(future, stats)
+                del future  # nothing may keep a pack alive once its pieces are written
+                if progress is not None:
+                    progress(stats)
+        except BaseException:
+            self.stop.set()
+            for future in self.running:
+                future.cancel()
+            wait(self.running)
+            raise
+
+    def _settle(self, future: Future[Any], stats: RestoreStats) -> None:
+        """Count a finished task (raising its error); a fetched pack's pieces go to the pool."""
+        job = self.running.pop(future)
+        if future in self.fetching:
+            self.fetching.discard(future)
+            data, fetched = future.result()
             stats.packs_read += 1
-            stats.bytes_fetched += len(whole) if whole is not None else needed
-            for blob_id, targets in uses.items():
-                entry = entries[blob_id]
-                assert isinstance(entry, IndexEntry)
-                if whole is not None:
-                    sealed: bytes | memoryview = memoryview(whole)[
-                        entry.offset : entry.offset + entry.length
-                    ]
-                    data = repo.open_blob(entry, sealed)
+            stats.bytes_fetched += fetched
+            self.pieces_left[id(job)] = len(job.pieces)
+            for piece in job.pieces:
+                self.running[self.pool.submit(self.write, data, piece)] = job
+        else:
+            blobs, written = future.result()
+            stats.blobs_verified += blobs
+            stats.bytes_written += written
+            self.pieces_left[id(job)] -= 1
+            if not self.pieces_left[id(job)]:
+                del self.pieces_left[id(job)]
+
+    def fetch(self, job: _Job) -> tuple[bytes | None, int]:
+        """The whole pack, or None where a partial restore reads blob by blob; bytes fetched."""
+        if self.stop.is_set():
+            return None, 0
+        ref, repo = job.ref, self.repo
+        if self.plan.partial:
+            needed = sum(b.entry.length for b in job.blobs)
+            size = repo.backend.stat(pack_path(ref.kind, ref.name)).size
+            if needed < WHOLE_PACK_SHARE * size:
+                return None, needed
+        data = repo.read_pack(ref)
+        return data, len(data)
+
+    def write(self, pack: bytes | None, piece: _Piece) -> tuple[int, int]:
+        """Open each blob of one piece and write it to its places: (blobs, bytes written)."""
+        if not piece.serial:
+            return self._write(pack, piece.blobs)
+        with self.serial:
+            return self._write(pack, piece.blobs)
+
+    def _write(self, pack: bytes | None, blobs: list[_Blob]) -> tuple[int, int]:
+        """Write out the blobs of one piece.
+
+        Files are closed after their last write from this piece; at most MAX_OPEN_FILES stay
+        open meanwhile. A file this task creates gets its size set if its end may be a hole.
+        """
+        repo, files, creates, block = self.repo, self.plan.files, self.creates, self.block
+        view = memoryview(pack) if pack is not None else None
+        left: dict[int, int] = {}  # writes still to come from this piece, per file
+        for blob in blobs:
+            for number, _offset in blob.targets:
+                left[number] = left.get(number, 0) + 1
+        writers: dict[int, SparseWriter] = {}
+        created: set[int] = set()  # files this task created
+        sized: set[int] = set()  # ... whose end may be a hole: set their size when done
+        written = done = 0
+        try:
+            for blob in blobs:
+                if self.stop.is_set():
+                    break
+                entry = blob.entry
+                if view is not None:
+                    data = repo.open_blob(entry, view[entry.offset : entry.offset + entry.length])
                 else:
-                    data = repo.get_blob(blob_id)
-                stats.blobs_verified += 1
-                for number, offset in targets:
+                    data = repo.get_blob(entry.blob_id)
+                done += 1
+                size = len(data)
+                zero = size <= len(_ZEROS) and _ZEROS.startswith(data)
+                tail_zero = zero or not data[-1:] or not data[-1]
+                for number, offset in blob.targets:
+                    written += size
+                    path, node = files[number]
+                    if creates[number] and len(node.content) == 1:
+                        # the whole file in one blob (most small files): open, write, close
+                        with _open_file(path, create=True, block_size=block) as writer:
+                            if not zero:
+                                writer.write(0, data)
+                            if tail_zero:
+                                writer.finish(node.size)
+                        continue
                     writer = writers.get(number)
                     if writer is None:
-                        if len(writers) > 256:
-                            for w in writers.values():
-                                w.close()
-                            writers.clear()
-                        writer = writers[number] = SparseWriter(files[number][0], create=False)
-                    writer.write(offset, data)
-                    stats.bytes_written += len(data)
-            if progress is not None:
-                progress(stats)
-    finally:
-        for w in writers.values():
-            w.close()
+                        if len(writers) >= MAX_OPEN_FILES:
+                            writers.pop(next(iter(writers))).close()
+                        create = creates[number] == 1 and number not in created
+                        writer = writers[number] = _open_file(path, create=create, block_size=block)
+                        if create:
+                            created.add(number)
+                    if not zero:
+                        writer.write(offset, data)
+                    if tail_zero and number in created and offset + size == node.size:
+                        sized.add(number)
+                    left[number] -= 1
+                    if not left[number]:
+                        del writers[number]
+                        if number in sized:
+                            writer.finish(node.size)
+                        else:
+                            writer.close()
+        finally:
+            for writer in writers.values():
+                writer.close()
+        return done, written
 
 
-def _verify(repo: Repository, plan: _Plan) -> list[str]:
-    """Re-read every restored file and compare each chunk with its blob ID."""
-    problems: list[str] = []
-    for path, node in plan.files:
+def _verify(repo: Repository, plan: _Plan, pool: ThreadPoolExecutor) -> list[str]:
+    """Re-read every restored file and compare each chunk with its blob ID.
+
+    The work is cut into tasks of about VERIFY_BYTES: many small files, or a range of the
+    chunks of a large one. As for writing, tasks of small files run one at a time.
+    """
+    tasks: list[tuple[list[_Range], int]] = []  # (ranges, bytes)
+    task: list[_Range] = []
+    size = 0
+    for number, (_path, node) in enumerate(plan.files):
+        first = start = offset = 0
+        for index, blob_id in enumerate(node.content):
+            if size >= VERIFY_BYTES:
+                if index > first:
+                    task.append(_Range(number, first, index, start))
+                tasks.append((task, size))
+                task, size, first, start = [], 0, index, offset
+            length = plan.blobs[blob_id].entry.raw_length
+            size += length
+            offset += length
+        task.append(_Range(number, first, len(node.content), start))
+    tasks.append((task, size))
+    serial = threading.Lock()
+
+    def run(task: tuple[list[_Range], int]) -> list[tuple[int, str]]:
+        ranges, size = task
+        if size >= SERIAL_BELOW * len(ranges):
+            return _verify_ranges(repo, plan, ranges)
+        with serial:
+            return _verify_ranges(repo, plan, ranges)
+
+    found = sorted(p for problems in pool.map(run, tasks) for p in problems)
+    shown: set[int] = set()
+    out: list[str] = []
+    for number, problem in found:
+        if number not in shown:  # one problem per file
+            shown.add(number)
+            out.append(f"{display_name(plan.files[number][0])}: {problem}")
+    return out
+
+
+@dataclass(frozen=True)
+class _Range:
+    """Chunks ``first`` to ``end`` (exclusive) of one file, the first at ``offset``."""
+
+    number: int
+    first: int
+    end: int
+    offset: int
+
+
+def _verify_ranges(repo: Repository, plan: _Plan, ranges: list[_Range]) -> list[tuple[int, str]]:
+    problems: list[tuple[int, str]] = []
+    for r in ranges:
+        path, node = plan.files[r.number]
         try:
-            with open(path, "rb") as f:
-                for blob_id in node.content:
-                    entry = repo.index.get(blob_id)
-                    assert entry is not None
-                    if repo.blob_id(f.read(entry.raw_length)) != blob_id:
-                        problems.append(f"{display_name(path)}: content differs from the snapshot")
-                        break
-                else:
-                    if f.read(1):
-                        problems.append(f"{display_name(path)}: longer than in the snapshot")
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
-            problems.append(f"{display_name(path)}: cannot re-read: {exc.strerror}")
+            problems.append((r.number, f"cannot re-read: {exc.strerror}"))
+            continue
+        try:
+            offset = r.offset
+            for blob_id in node.content[r.first : r.end]:
+                length = plan.blobs[blob_id].entry.raw_length
+                if repo.blob_id(os.pread(fd, length, offset)) != blob_id:
+                    problems.append((r.number, "content differs from the snapshot"))
+                    break
+                offset += length
+            else:
+                if r.end == len(node.content) and os.pread(fd, 1, offset):
+                    problems.append((r.number, "longer than in the snapshot"))
+        except OSError as exc:
+            problems.append((r.number, f"cannot re-read: {exc.strerror}"))
+        finally:
+            os.close(fd)
     return problems

@@ -4,13 +4,25 @@ planted symlinks cannot make it write outside the target."""
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
+import random
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import CHEAP_KDF, PASSWORD, MakeRepo, RunCli, assert_one_error_line, open_repo
+from conftest import (
+    CHEAP_KDF,
+    PASSWORD,
+    SMALL_CHUNKS,
+    MakeRepo,
+    RunCli,
+    assert_one_error_line,
+    open_repo,
+)
 from trees import (
     BAD_UTF8,
     GBK_DIR,
@@ -20,6 +32,7 @@ from trees import (
     assert_same_tree,
     build_full_tree,
     describe,
+    flip,
     write,
 )
 
@@ -349,3 +362,152 @@ def test_a_planted_symlink_in_the_target_is_not_followed(
     assert_one_error_line(result, EXIT_UNSAFE, "refusing to follow")
     _untouched(target, outside)
     assert os.readlink(planted) == os.fsencode(planted_to)
+
+
+# ------------------------------------------------------------------ parallel restore
+
+
+@pytest.fixture
+def many(make_repo: MakeRepo, tmp_path: Path) -> Full:
+    """Small chunks in 64 KiB packs: files span many packs, packs hold many files."""
+    src = os.fsencode(tmp_path / "src")
+    j = os.path.join
+    rnd = random.Random(7)
+    for d in range(4):
+        os.makedirs(j(src, b"d%d" % d))
+        for f in range(30):
+            write(j(src, b"d%d" % d, b"f%02d" % f), rnd.randbytes(rnd.randint(1, 9000)))
+    write(j(src, b"empty"), b"")
+    write(j(src, b"a-tail"), b"same" * 904)  # the same bytes as the last chunk of dup-a
+    write(j(src, b"dup-a"), b"same" * 5000)
+    write(j(src, b"dup-b"), b"same" * 5000)
+    head, tail = rnd.randbytes(70_000), rnd.randbytes(50_000)
+    write(j(src, b"holey"), head + bytes(1 << 20) + tail + bytes(300_000))  # a trailing hole
+    write(j(src, b"zeros"), bytes(200_000))
+    make_repo(chunker=SMALL_CHUNKS, pack_size=64 << 10)
+    snap = backup(open_repo(tmp_path / "repo"), BackupRequest(paths=(src,))).snapshot
+    return Full(tmp_path / "repo", src, snap)
+
+
+@pytest.mark.parametrize(("workers", "serial_below"), [(1, 0), (2, 0), (7, 0), (3, 64 << 10)])
+def test_many_packs_restore_exactly_with_any_number_of_workers(
+    many: Full, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, serial_below: int
+) -> None:
+    monkeypatch.setattr(restore_module, "PIECE_BYTES", 8 << 10)  # files span pieces too
+    monkeypatch.setattr(restore_module, "SERIAL_BELOW", serial_below)  # 0: all in parallel
+    result = restore(
+        open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "out"), workers=workers
+    )
+    restored = _under(tmp_path / "out", many.src)
+    assert_same_tree(many.src, restored)
+    assert result.stats.packs_read >= 8
+    assert result.stats.files == 4 * 30 + 6
+    holey = os.path.join(restored, b"holey")
+    assert allocated(holey) < 512 << 10  # the zeros in the middle and at the end are holes
+    assert allocated(os.path.join(restored, b"zeros")) == 0
+
+
+def test_files_closed_and_reopened_within_a_piece_restore_exactly(
+    many: Full, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(restore_module, "MAX_OPEN_FILES", 1)  # dup-a, dup-b, a-tail share blobs
+    real_cut = restore_module._cut_pieces
+
+    def cut_backwards(plan):  # type: ignore[no-untyped-def]
+        real_cut(plan)  # then write each piece last blob first: a file's end before its start
+        for job in plan.jobs.values():
+            for piece in job.pieces:
+                piece.blobs.reverse()
+
+    monkeypatch.setattr(restore_module, "_cut_pieces", cut_backwards)
+    restore(open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "out"), workers=2)
+    assert_same_tree(many.src, _under(tmp_path / "out", many.src))
+
+
+def test_restore_over_an_earlier_restore_with_workers(many: Full, tmp_path: Path) -> None:
+    target = os.fsencode(tmp_path / "out")
+    restore(open_repo(many.repo), many.snapshot, target, workers=3)
+    restored = _under(tmp_path / "out", many.src)
+    write(os.path.join(restored, b"holey"), b"x" * (3 << 20))  # longer than the original
+    write(os.path.join(restored, b"d1", b"f03"), b"")
+    result = restore(open_repo(many.repo), many.snapshot, target, workers=3, verify=True)
+    assert result.mismatches == ()
+    assert_same_tree(many.src, restored)
+
+
+def test_a_damaged_pack_stops_the_restore_and_is_named(many: Full, tmp_path: Path) -> None:
+    packs = sorted((many.repo / "data").rglob("*"))
+    damaged = [p for p in packs if p.is_file()][3]
+    flip(damaged, 100)
+    with pytest.raises(IntegrityError) as caught:
+        restore(open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "out"), workers=3)
+    assert damaged.name in str(caught.value)
+
+
+def test_the_first_error_in_a_worker_stops_the_others_and_keeps_its_type(
+    many: Full, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(restore_module, "PIECE_BYTES", 1)  # one task per blob
+    calls = []
+    real_open_blob = Repository.open_blob
+
+    def failing_open_blob(self, entry, sealed, pack=None):  # type: ignore[no-untyped-def]
+        calls.append(entry.blob_id)
+        if len(calls) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if len(calls) > 5:
+            time.sleep(0.01)
+        return real_open_blob(self, entry, sealed, pack)
+
+    repo = open_repo(many.repo)
+    monkeypatch.setattr(Repository, "open_blob", failing_open_blob)
+    with pytest.raises(OSError) as caught:
+        restore(repo, many.snapshot, os.fsencode(tmp_path / "out"), workers=4)
+    assert caught.value.errno == errno.ENOSPC
+    total = sum(1 for _ in repo.index.entries() if _.pack.kind == "data")
+    assert len(calls) < total / 2  # the rest of the blobs were never opened
+
+
+def test_progress_is_reported_in_the_calling_thread(many: Full, tmp_path: Path) -> None:
+    seen: list[tuple[str, int]] = []
+
+    def progress(stats: restore_module.RestoreStats) -> None:
+        seen.append((threading.current_thread().name, stats.packs_read))
+
+    result = restore(
+        open_repo(many.repo),
+        many.snapshot,
+        os.fsencode(tmp_path / "out"),
+        workers=3,
+        progress=progress,
+    )
+    assert {name for name, _ in seen} == {threading.current_thread().name}
+    assert seen[-1][1] == result.stats.packs_read
+
+
+def test_workers_must_be_positive(many: Full, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="workers"):
+        restore(open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "out"), workers=0)
+
+
+def test_verify_splits_large_files_and_reports_each_file_once(
+    many: Full, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(restore_module, "VERIFY_BYTES", 10_000)  # ranges of a few chunks
+    result = restore(
+        open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "ok"), workers=3, verify=True
+    )
+    assert result.mismatches == ()
+    real_write = restore_module.SparseWriter.write
+
+    def corrupting_write(self, offset, data):  # type: ignore[no-untyped-def]
+        if offset > 1 << 20:  # only "holey" is that long: damage every chunk of its tail
+            data = bytes(b ^ 0xFF for b in data)
+        real_write(self, offset, data)
+
+    monkeypatch.setattr(restore_module.SparseWriter, "write", corrupting_write)
+    result = restore(
+        open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "bad"), workers=3, verify=True
+    )
+    assert len(result.mismatches) == 1
+    assert "holey: content differs" in result.mismatches[0]
