@@ -77,21 +77,8 @@ def decode_records(names: tuple[bytes, ...], body: bytes) -> list[tuple[PackRef,
 
 
 def decode_file(names: tuple[bytes, ...], body: bytes) -> list[tuple[PackRef, list[PackEntry]]]:
-    out: list[tuple[PackRef, list[PackEntry]]] = []
-    pos = 0
-    try:
-        for name in names:
-            kind, salt, count = PACK_RECORD.unpack_from(body, pos)
-            pos += PACK_RECORD.size
-            if kind > 1:
-                raise MalformedIndex(f"unknown pack kind {kind}")
-            entries = [
-                PackEntry(*ENTRY.unpack_from(body, pos + i * ENTRY.size)) for i in range(count)
-            ]
-            pos += count * ENTRY.size
-            out.append((PackRef(name, KIND_NAMES[kind], salt), entries))
-    except struct.error as exc:
-        raise MalformedIndex("truncated body") from exc
-    if pos != len(body):
-        raise MalformedIndex("trailing bytes in body")
-    return out
+    """Parse a body into (pack, entries) pairs."""
+    return [
+        (ref, [PackEntry(*ENTRY.unpack_from(data, start + i * ENTRY.size)) for i in range(count)])
+        for ref, data, start, count in decode_records(names, body)
+    ]
