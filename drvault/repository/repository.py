@@ -187,15 +187,6 @@ class Repository:
                     raise
                 errors.append(exc)
 
-    def read_index_file(self, name: str) -> list[tuple[PackRef, list[PackEntry]]]:
-        raw = self._get_verified(name)
-        try:
-            env = envelope.parse(raw, envelope.INDEX_MAGIC)
-            body = envelope.open_body(env, self.suite, self.master.enc)
-            return index_codec.decode_file(env.packs, body)
-        except (envelope.MalformedEnvelope, index_codec.MalformedIndex) as exc:
-            raise IntegrityError(name, str(exc)) from exc
-
     def _get_verified(self, name: str) -> bytes:
         """Fetch a content-addressed object and check it against its name."""
         raw = self._get(name)
