@@ -33,6 +33,7 @@ from drvault.version import __version__
 
 READ_BUFFER = 1 << 20  # per-file read buffer of the chunker
 SMALL_FILE = 1 << 20  # files up to this size are read and stored whole by one worker
+BATCH_BYTES = 1 << 20  # a large file's chunks go to the workers in batches of this size
 CHANGED_WHILE_READ = "changed while being read; the snapshot holds what was read"
 INFLIGHT_BYTES = 4 << 20  # chunks read but not yet hashed, compressed and packed
 
@@ -133,7 +134,7 @@ class _Budget:
             self._cond.notify_all()
 
 
-StoreResult = Future[tuple[bytes, bool]]
+StoreResult = Future[list[tuple[bytes, bool]]]  # one batch of a large file's chunks
 
 
 @dataclass(frozen=True)
@@ -178,11 +179,11 @@ class _Walker:
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _store(self, chunk: bytes) -> tuple[bytes, bool]:
+    def _store(self, batch: list[bytes]) -> list[tuple[bytes, bool]]:
         try:
-            return self.repo.put_blob(BLOB_DATA, chunk)
+            return [self.repo.put_blob(BLOB_DATA, chunk) for chunk in batch]
         finally:
-            self.budget.give(len(chunk))
+            self.budget.give(sum(map(len, batch)))
 
     def _store_file(self, path: bytes, st: os.stat_result, reserved: int) -> _FileRead:
         """A worker's job: read, chunk and store one small file."""
@@ -211,7 +212,7 @@ class _Walker:
                 if read.changed:
                     self.warn(entry.path, CHANGED_WHILE_READ)
         else:
-            results = tuple(f.result() for f in entry.chunks)
+            results = tuple(r for f in entry.chunks for r in f.result())
         if entry.count == "new":
             self.stats.files_new += 1
         elif entry.count == "changed":
@@ -412,12 +413,25 @@ class _Walker:
     def read_file(self, path: bytes, st: os.stat_result) -> tuple[StoreResult, ...]:
         """Read and chunk a large file here; the workers hash, compress and pack its chunks."""
         chunks: list[StoreResult] = []
+        batch: list[bytes] = []
+        held = 0
 
-        def submit(chunk: bytes) -> None:
-            self.budget.take(len(chunk))
-            chunks.append(self.pool.submit(self._store, chunk))
+        def submit() -> None:
+            nonlocal batch, held
+            self.budget.take(held)
+            chunks.append(self.pool.submit(self._store, batch))
+            batch, held = [], 0
 
-        size, changed = self._read(path, st, submit)
+        def add(chunk: bytes) -> None:
+            nonlocal held
+            batch.append(chunk)
+            held += len(chunk)
+            if held >= BATCH_BYTES:
+                submit()
+
+        size, changed = self._read(path, st, add)
+        if batch:
+            submit()
         self.stats.bytes_read += size
         if changed:
             self.warn(path, CHANGED_WHILE_READ)
