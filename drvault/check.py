@@ -94,13 +94,13 @@ def check(
     index_errors: list[IntegrityError] = []
     repo.index = type(repo.index)()
     repo.load_index(index_errors)
-    for exc in index_errors:
-        fail(exc)
+    for problem in index_errors:
+        fail(problem)
 
     snapshot_errors: list[IntegrityError] = []
     snapshots = load_all(repo, snapshot_errors)
-    for exc in snapshot_errors:
-        fail(exc)
+    for problem in snapshot_errors:
+        fail(problem)
     stats.snapshots = len(snapshots)
 
     closure: dict[bytes, frozenset[bytes]] = {}

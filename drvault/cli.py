@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import traceback
 from dataclasses import asdict, dataclass
@@ -213,7 +214,7 @@ def backup(
         backup_set=backup_set,
         parent=parent_id,
         force_read=force,
-        **({"hostname": host} if host else {}),
+        hostname=host or socket.gethostname(),
     )
     result = run_backup(repo, request, progress)
     line.done()

@@ -482,11 +482,11 @@ class _Writer:
                     path, node = files[number]
                     if creates[number] and len(node.content) == 1:
                         # the whole file in one blob (most small files): open, write, close
-                        with _open_file(path, create=True, block_size=block) as writer:
+                        with _open_file(path, create=True, block_size=block) as single:
                             if not zero:
-                                writer.write(0, data)
+                                single.write(0, data)
                             if tail_zero:
-                                writer.finish(node.size)
+                                single.finish(node.size)
                         continue
                     writer = writers.get(number)
                     if writer is None:

@@ -8,5 +8,6 @@ source scripts/bootstrap.sh test
 
 ruff check drvault tests bench
 ruff format --check drvault tests bench
+mypy
 python -m pytest -q -p no:cacheprovider "$@"
 DRVAULT_CHUNKER=python python -m pytest -q -p no:cacheprovider tests/chunker

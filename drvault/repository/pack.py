@@ -115,7 +115,12 @@ class PackWriter:
         return len(self._buf)
 
     def add(
-        self, blob_id: bytes, blob_type: int, compression: int, stored: bytes, raw_length: int
+        self,
+        blob_id: bytes,
+        blob_type: int,
+        compression: int,
+        stored: bytes | memoryview,
+        raw_length: int,
     ) -> None:
         offset = len(self._buf)
         sealed = self._cipher.seal(
@@ -139,7 +144,7 @@ class PackWriter:
         return sha256(data), data
 
 
-def parse_prelude(data: bytes) -> tuple[int, bytes]:
+def parse_prelude(data: bytes | memoryview) -> tuple[int, bytes]:
     """(kind code, salt) from a pack's first 24 bytes."""
     if len(data) < PRELUDE.size:
         raise MalformedPack("truncated prelude")
@@ -149,16 +154,18 @@ def parse_prelude(data: bytes) -> tuple[int, bytes]:
     return kind, salt
 
 
-def table_length(trailer: bytes) -> int:
+def table_length(trailer: bytes | memoryview) -> int:
     length, magic = TRAILER.unpack(trailer)
     if magic != END_MAGIC:
         raise MalformedPack("bad trailer magic")
     return length
 
 
-def open_table(cipher: Aead, prelude: bytes, sealed: bytes) -> list[PackEntry]:
+def open_table(
+    cipher: Aead, prelude: bytes | memoryview, sealed: bytes | memoryview
+) -> list[PackEntry]:
     try:
-        table = cipher.open(TABLE_NONCE, sealed, prelude[: PRELUDE.size])
+        table = cipher.open(TABLE_NONCE, sealed, bytes(prelude[: PRELUDE.size]))
     except AuthenticationFailed as exc:
         raise MalformedPack("blob table fails authentication") from exc
     (count,) = struct.unpack_from("<I", table)
@@ -167,7 +174,9 @@ def open_table(cipher: Aead, prelude: bytes, sealed: bytes) -> list[PackEntry]:
     return [PackEntry(*ENTRY.unpack_from(table, 4 + i * ENTRY.size)) for i in range(count)]
 
 
-def read_entries(cipher_for_salt: CipherFactory, data: bytes) -> tuple[int, list[PackEntry]]:
+def read_entries(
+    cipher_for_salt: CipherFactory, data: bytes | memoryview
+) -> tuple[int, list[PackEntry]]:
     """Parse a whole pack's table: (kind code, entries). Raises MalformedPack."""
     kind, salt = parse_prelude(data)
     if len(data) < PRELUDE.size + TRAILER.size:
