@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from drvault.errors import DrvaultError, IntegrityError
+from drvault.errors import DrvaultError, IntegrityError, UsageError
 from drvault.repository import layout
 from drvault.repository.index import PackRef
 from drvault.repository.keys import MalformedKeySlot, parse_slot
@@ -50,8 +50,6 @@ Progress = Callable[[CheckStats], None]
 
 def parse_subset(text: str) -> tuple[int, int]:
     """``"n/m"`` -> (n, m) with 1 <= n <= m."""
-    from drvault.errors import UsageError
-
     try:
         n_text, m_text = text.split("/")
         n, m = int(n_text), int(m_text)
