@@ -365,15 +365,9 @@ class _Walker:
             self.stats.bytes_total += base.size
             entries[i] = self.save_file(child, base, st, None)
 
-    def unchanged(self, base: Node, old: Node | None) -> bool:
-        if old is None or self.request.force_read or old.type != NodeType.FILE:
-            return False
-        if (old.size, old.mtime_ns, old.ctime_ns, old.inode) != (
-            base.size,
-            base.mtime_ns,
-            base.ctime_ns,
-            base.inode,
-        ):
+    def unchanged(self, st: os.stat_result, old: Node | None) -> bool:
+        """A file named directly as a backup path: unchanged, and every blob still indexed."""
+        if old is None or not self.same_file(old, st):
             return False
         packs = self.repo.index.packs_of(list(old.content))
         if any(p is None for p in packs):
@@ -384,7 +378,7 @@ class _Walker:
     def save_file(
         self, path: bytes, base: Node, st: os.stat_result, old: Node | None
     ) -> Node | _PendingFile | None:
-        if self.unchanged(base, old):
+        if self.unchanged(st, old):
             assert old is not None
             self.stats.files_unmodified += 1
             return dataclasses.replace(base, content=old.content)

@@ -90,7 +90,6 @@ def check(
             errors.append(f"{info.name}: {exc}")
 
     index_errors: list[IntegrityError] = []
-    repo.index = type(repo.index)()
     repo.load_index(index_errors)
     for problem in index_errors:
         fail(problem)

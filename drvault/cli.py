@@ -18,9 +18,8 @@ from typing import Any
 import click
 
 from drvault import errors
-from drvault.chunker import ChunkerParams
 from drvault.errors import DrvaultError, IntegrityError, UsageError
-from drvault.password import get_password, read_password_file
+from drvault.password import get_new_password, get_password
 from drvault.progress import ProgressLine, human_bytes
 from drvault.repository.config import ChunkerSettings
 from drvault.repository.keys import KdfParams, KeySlot
@@ -62,6 +61,14 @@ def split_repo(args: tuple[str, ...], rest_min: int, usage: str) -> tuple[str, l
     if len(items) < rest_min + 1:
         raise UsageError(f"usage: drvault {usage}")
     return items[0], items[1:]
+
+
+def repo_url(repo: str | None, command: str) -> str:
+    """The REPO argument of a command that takes nothing else, or ``--repo``."""
+    url = repo or _ctx().repo
+    if not url:
+        raise UsageError(f"usage: drvault {command} REPO")
+    return url
 
 
 def open_repo(url: str, *, load_index: bool = True) -> Repository:
@@ -134,20 +141,11 @@ def init(
     kdf: str,
 ) -> None:
     """Create an encrypted repository at REPO."""
-    url = repo or _ctx().repo
-    if not url:
-        raise UsageError("usage: drvault init REPO")
+    url = repo_url(repo, "init")
     try:
-        params = ChunkerParams.for_average(parse_size(chunk_avg))
+        chunker = ChunkerSettings.for_average(parse_size(chunk_avg), canonical=canonical_chunker)
     except ValueError as exc:
         raise UsageError(f"--chunk-avg {chunk_avg}: {exc}") from None
-    chunker = ChunkerSettings(
-        gear="canonical" if canonical_chunker else "keyed",
-        min_size=params.min_size,
-        avg_size=params.avg_size,
-        max_size=params.max_size,
-        level=params.level,
-    )
     chosen = Suite.choose(suite, cipher, id_hash)
     password = get_password(_ctx().password_file, confirm=True, prompt="New repository password")
     r = Repository.init(
@@ -271,9 +269,7 @@ def snapshots(repo: str | None) -> None:
     """List the snapshots in REPO, oldest first."""
     from drvault.snapshots import load_all
 
-    url = repo or _ctx().repo
-    if not url:
-        raise UsageError("usage: drvault snapshots REPO")
+    url = repo_url(repo, "snapshots")
     r = open_repo(url, load_index=False)
     damaged: list[IntegrityError] = []
     snaps = load_all(r, damaged)
@@ -418,9 +414,7 @@ def check(repo: str | None, read_data: bool, read_data_subset: str | None) -> No
     from drvault.check import CheckStats, parse_subset
     from drvault.check import check as run_check
 
-    url = repo or _ctx().repo
-    if not url:
-        raise UsageError("usage: drvault check REPO")
+    url = repo_url(repo, "check")
     subset = parse_subset(read_data_subset) if read_data_subset else None
     r = open_repo(url, load_index=False)
     line = ProgressLine(None if not _ctx().json else False)
@@ -461,21 +455,9 @@ def key() -> None:
 @click.option("--kdf", default="", help="scrypt cost for the new slot, e.g. n=32768,r=8,p=3.")
 def key_add(repo: str | None, new_password_file: str | None, kdf: str) -> None:
     """Add a key slot opened by a new password."""
-    url = repo or _ctx().repo
-    if not url:
-        raise UsageError("usage: drvault key add REPO")
+    url = repo_url(repo, "key add")
     r = open_repo(url, load_index=False)
-    if new_password_file:
-        new = read_password_file(new_password_file)
-    elif sys.stdin.isatty():
-        import getpass
-
-        new = getpass.getpass("New password: ").encode()
-        if not new or getpass.getpass("New password (again): ").encode() != new:
-            raise UsageError("passwords empty or do not match")
-    else:
-        raise UsageError("no new password: use --new-password-file")
-    slot = r.add_key(new, KdfParams.parse(kdf))
+    slot = r.add_key(get_new_password(new_password_file), KdfParams.parse(kdf))
     emit(f"added key {slot[:8]}", {"key": slot})
 
 
@@ -483,9 +465,7 @@ def key_add(repo: str | None, new_password_file: str | None, kdf: str) -> None:
 @click.argument("repo", required=False)
 def key_list(repo: str | None) -> None:
     """List key slots; * marks the one this password opened."""
-    url = repo or _ctx().repo
-    if not url:
-        raise UsageError("usage: drvault key list REPO")
+    url = repo_url(repo, "key list")
     r = open_repo(url, load_index=False)
     docs = []
     lines = [f"  {'ID':<8}  {'created (UTC)':<20}  {'host':<16} user"]

@@ -39,6 +39,20 @@ def get_password(
         raise UsageError(
             "no password: set DRVAULT_PASSWORD_FILE or DRVAULT_PASSWORD, or run on a terminal"
         )
+    return _prompt(prompt, confirm=confirm)
+
+
+def get_new_password(password_file: str | None) -> bytes:
+    """A password for a new key slot: from ``password_file``, else asked twice on a terminal
+    (never from the environment, which holds the password that opened the repository)."""
+    if password_file:
+        return read_password_file(password_file)
+    if not sys.stdin.isatty():
+        raise UsageError("no new password: use --new-password-file")
+    return _prompt("New password", confirm=True)
+
+
+def _prompt(prompt: str, *, confirm: bool) -> bytes:
     first = getpass.getpass(f"{prompt}: ").encode()
     if not first:
         raise UsageError("empty password refused")

@@ -34,7 +34,7 @@ from drvault.filesystem.apply import apply_metadata, create_entry
 from drvault.filesystem.sparse import SparseWriter
 from drvault.repository.index import IndexEntry, PackRef
 from drvault.repository.layout import pack_path
-from drvault.repository.repository import Repository
+from drvault.repository.repository import Repository, is_zero
 from drvault.snapshot import Node, NodeType, decode_tree, display_name
 from drvault.snapshot.document import Snapshot
 from drvault.snapshots import split_path
@@ -48,7 +48,6 @@ SERIAL_BELOW = 64 << 10  # pieces writing less than this per place on average: o
 MAX_OPEN_FILES = 64  # per write task: files kept open while its piece is written out
 VERIFY_BYTES = 16 << 20  # bytes of files per --verify task
 _MAX_BLOCK = 1 << 20
-_ZEROS = bytes(8 << 20)  # compared against, never written: all-zero blobs become holes
 
 
 @dataclass
@@ -475,7 +474,7 @@ class _Writer:
                     data = repo.get_blob(entry.blob_id)
                 done += 1
                 size = len(data)
-                zero = size <= len(_ZEROS) and _ZEROS.startswith(data)
+                zero = is_zero(data)
                 tail_zero = zero or not data[-1:] or not data[-1]
                 for number, offset in blob.targets:
                     written += size

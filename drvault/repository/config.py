@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from drvault.chunker import ChunkerParams
 from drvault.repository.crypto import sha256
 from drvault.repository.suite import Suite
 
@@ -31,6 +32,13 @@ class ChunkerSettings:
     avg_size: int = 64 * 1024
     max_size: int = 256 * 1024
     level: int = 1
+
+    @classmethod
+    def for_average(cls, avg_size: int, *, canonical: bool = False) -> ChunkerSettings:
+        """min = avg/4, max = 4 avg, level 1; ``ValueError`` for sizes the chunker refuses."""
+        p = ChunkerParams.for_average(avg_size)
+        gear = "canonical" if canonical else "keyed"
+        return cls(gear, p.min_size, p.avg_size, p.max_size, p.level)
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ PROBE = 4096  # bytes per compressibility sample
 _ZEROS = bytes(16 << 20)
 
 
-def _is_zero(data: bytes | memoryview) -> bool:
+def is_zero(data: bytes | memoryview) -> bool:
     """All bytes zero (memcmp against a zero buffer; VM images hold long zero runs)."""
     return len(data) <= len(_ZEROS) and _ZEROS.startswith(data)
 
@@ -168,7 +168,9 @@ class Repository:
         return [info.name for info in self.backend.list(prefix)]
 
     def load_index(self, errors: list[IntegrityError] | None = None) -> None:
-        """Read every index file. With ``errors``, bad files are collected there, not raised."""
+        """(Re)read every index file into a fresh index. With ``errors``, bad files are
+        collected there, not raised."""
+        self.index = Index()
         for name in self.list_names(layout.INDEX):
             try:
                 raw = self._get_verified(name)
@@ -230,7 +232,7 @@ class Repository:
         before it is compressed, so two threads never store the same blob twice.
         """
         if blob_id is None:
-            zero = _is_zero(data)
+            zero = is_zero(data)
             blob_id = self._zero_ids.get(len(data)) if zero else None
             if blob_id is None:
                 blob_id = self._blob_id(data)
