@@ -7,7 +7,13 @@ Promises (each implementation's tests check them, see tests/transport/):
   ``length`` bytes raises ``ShortReadError`` (a truncated object is an error, not a short answer).
 - ``list`` yields every object under a prefix exactly once, in no particular order.
 - ``delete`` of a missing name raises ``NotFoundError``.
+- ``get`` of an object in a cold storage class raises ``ArchivedError`` (thaw it first).
+- Errors are drvault's own: ``PermanentError`` (and subclasses), ``TransientError`` (worth a
+  retry: connection lost, throttled, timeout) or ``ArchivedError``; never an SDK's exception.
 Names are relative, ``/``-separated, and never contain ``..``.
+
+``storage_class`` on ``put`` is a hint: a backend without storage classes ignores it, and
+``None`` lets the backend choose by object kind (``data/`` packs vs metadata).
 """
 
 from __future__ import annotations
@@ -23,6 +29,21 @@ from drvault.errors import PermanentError
 class ObjectInfo:
     name: str
     size: int
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do beyond the basic promises."""
+
+    storage_classes: bool = False  # honours the storage-class hint of put
+    connections: int = 4  # parallel requests worth making (latency hiding)
+    atomic_create: bool = True  # put(exclusive=True) is an atomic create-if-absent
+
+
+def kind_of(name: str) -> str:
+    """``data`` for data packs, ``metadata`` for everything else (trees, index, snapshots)."""
+    return "data" if name.startswith("data/") else "metadata"
 
 
 class ShortReadError(PermanentError):
@@ -41,7 +62,17 @@ class Backend(Protocol):
         """Where the objects live, for messages (never contains secrets)."""
         ...
 
-    def put(self, name: str, data: bytes | memoryview, *, exclusive: bool = False) -> None: ...
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def put(
+        self,
+        name: str,
+        data: bytes | memoryview,
+        *,
+        exclusive: bool = False,
+        storage_class: str | None = None,
+    ) -> None: ...
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes: ...
 
@@ -57,4 +88,8 @@ class Backend(Protocol):
 
     def create(self) -> None:
         """Create the root (directory, bucket prefix) if absent."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the backend is not used afterwards."""
         ...

@@ -18,7 +18,7 @@ from drvault.errors import (
     PermanentError,
     TransientError,
 )
-from drvault.transport.base import ObjectInfo, ShortReadError
+from drvault.transport.base import Capabilities, ObjectInfo, ShortReadError
 
 _TMP_PREFIX = ".tmp-"
 
@@ -54,13 +54,27 @@ class LocalBackend:
             raise PermanentError(f"{name}: invalid object name")
         return self.root / name
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(storage_classes=False, connections=2, atomic_create=True)
+
+    def close(self) -> None:
+        pass
+
     def exists(self) -> bool:
         return self.root.is_dir()
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def put(self, name: str, data: bytes | memoryview, *, exclusive: bool = False) -> None:
+    def put(
+        self,
+        name: str,
+        data: bytes | memoryview,
+        *,
+        exclusive: bool = False,
+        storage_class: str | None = None,
+    ) -> None:
         path = self._path(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

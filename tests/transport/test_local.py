@@ -140,8 +140,14 @@ def test_open_backend_urls(tmp_path: Path) -> None:
     assert isinstance(open_backend(str(tmp_path)), LocalBackend)
     local = open_backend(f"file://{tmp_path}/repo")
     assert isinstance(local, LocalBackend) and local.location == f"{tmp_path}/repo"
-    for url in ("s3:bucket/prefix", "sftp://host/path", "https://example.com/x"):
-        with pytest.raises(UsageError, match="not supported"):
+    for url, message in (
+        ("s3:bucket/prefix", "expected s3:http"),
+        ("s3:http://127.0.0.1:9", "no bucket"),
+        ("sftp://host", "no repository path"),
+        ("sftp://user:secret@host/x", "no passwords"),
+        ("https://example.com/x", "unknown repository scheme"),
+    ):
+        with pytest.raises(UsageError, match=message):
             open_backend(url)
     with pytest.raises(UsageError, match="no repository"):
         open_backend("")
