@@ -13,8 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from drvault.errors import DrvaultError, IntegrityError, UsageError
+from drvault.errors import (
+    ArchivedError,
+    DrvaultError,
+    IntegrityError,
+    TransientError,
+    UsageError,
+)
 from drvault.repository import layout
+from drvault.repository.fanout import fan_out
 from drvault.repository.index import PackRef
 from drvault.repository.keys import MalformedKeySlot, parse_slot
 from drvault.repository.repository import Repository
@@ -114,6 +121,8 @@ def check(
         closure[tree_id] = frozenset(own)  # guards against cycles in a hostile repository
         try:
             nodes = decode_tree(repo.get_blob(tree_id), f"tree {tree_id.hex()[:16]}")
+        except (TransientError, ArchivedError):
+            raise  # an outage or a cold object is not damage: stop with the backend's error
         except DrvaultError as exc:
             fail(exc)
             return closure[tree_id]
@@ -159,14 +168,18 @@ def check(
     for entry in repo.index.entries():
         entries_by_pack.setdefault(entry.pack.name, []).append(entry)
 
-    for path in sorted(stored):
-        ref = indexed.get(path)
-        if ref is None:
-            continue
+    to_read = [(path, indexed[path]) for path in sorted(stored) if path in indexed]
+    fetched = fan_out(lambda item: repo.read_pack(item[1]), to_read, repo.parallel_pack_reads)
+    for (path, ref), data, failure in fetched:
         try:
+            if failure is not None:
+                raise failure
+            assert data is not None
             _check_pack(
-                repo, path, ref, entries_by_pack.get(ref.name, []), result, read_data, subset
+                repo, path, ref, data, entries_by_pack.get(ref.name, []), result, read_data, subset
             )
+        except (TransientError, ArchivedError):
+            raise
         except DrvaultError as exc:
             fail(exc)
         if progress is not None:
@@ -178,12 +191,13 @@ def _check_pack(
     repo: Repository,
     path: str,
     ref: PackRef,
+    data: bytes,
     entries: list,
     result: CheckResult,
     read_data: bool,
     subset: tuple[int, int] | None,
 ) -> None:
-    data = repo.read_pack(ref)  # verifies the SHA-256 name
+    """Check one pack, read (and verified against its SHA-256 name) by ``repo.read_pack``."""
     result.stats.packs_read += 1
     result.stats.bytes_read += len(data)
     _kind, own = repo.pack_entries(path, data)

@@ -6,7 +6,7 @@ Then a bounded pool of worker threads does the work: a fetch task reads a pack o
 restore also checks it against its SHA-256 name), then one write task per piece opens its
 blobs (AEAD, zstd, blob ID) and writes each to every file offset that needs it with
 ``pwrite``. I/O, AES-GCM, zstd and BLAKE3 release the GIL, so pieces run in parallel, even
-from a single pack; at most ``workers + 1`` packs are in memory. All-zero blocks stay holes.
+from a single pack; at most ``workers + fetchers`` packs are in memory. All-zero blocks stay holes.
 
 Safety: no byte is written before every directory was created or checked to be a real
 directory. Files are opened with ``O_NOFOLLOW`` and symlinks are created only after every file
@@ -279,7 +279,8 @@ def restore(
     workers: int | None = None,
 ) -> RestoreResult:
     """Restore ``snapshot`` under ``target``; files are written by ``workers`` threads
-    (default: one per CPU, at least 2), with at most ``workers + 1`` packs in memory."""
+    (default: one per CPU, at least 2) while the repository's parallel pack reads fetch packs;
+    at most ``workers + fetchers`` packs are in memory."""
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise UsageError(f"workers must be at least 1, not {workers}")
@@ -300,8 +301,14 @@ def restore(
     block = os.stat(target).st_blksize
     block = block if 512 <= block <= _MAX_BLOCK else 4096
     creates = _make_room(plan, stats, block)
-    with ThreadPoolExecutor(workers, thread_name_prefix="drvault-restore") as pool:
-        _Writer(repo, plan, creates, block, pool, workers).run(stats, progress)
+    fetchers = repo.parallel_pack_reads
+    with (
+        ThreadPoolExecutor(workers, thread_name_prefix="drvault-restore") as pool,
+        ThreadPoolExecutor(fetchers, thread_name_prefix="drvault-fetch") as fetch_pool,
+    ):
+        _Writer(repo, plan, creates, block, (pool, workers), (fetch_pool, fetchers)).run(
+            stats, progress
+        )
         stats.files = len(plan.files)
         for path, node in plan.specials:
             _clear_leaf(path)
@@ -354,7 +361,8 @@ def _make_room(plan: _Plan, stats: RestoreStats, block: int) -> bytearray:
 
 
 class _Writer:
-    """Fills the planned files with a pool of threads; at most ``workers + 1`` packs in memory.
+    """Fills the planned files with a pool of threads, fed by a pool of fetchers; at most
+    ``workers + fetchers`` packs in memory.
 
     A fetch task reads one pack (checked against its name); then one write task per piece of
     it opens the piece's blobs and writes them out. The first error stops the restore: no new
@@ -368,15 +376,15 @@ class _Writer:
         plan: _Plan,
         creates: bytearray,
         block: int,
-        pool: ThreadPoolExecutor,
-        workers: int,
+        writers: tuple[ThreadPoolExecutor, int],
+        fetchers: tuple[ThreadPoolExecutor, int],
     ) -> None:
         self.repo = repo
         self.plan = plan
         self.creates = creates
         self.block = block
-        self.pool = pool
-        self.workers = workers
+        self.pool, self.workers = writers
+        self.fetch_pool, self.fetchers = fetchers
         self.stop = threading.Event()
         self.serial = threading.Lock()  # held while a piece of small writes is written
 
@@ -387,11 +395,14 @@ class _Writer:
         self.pieces_left: dict[int, int] = {}  # per pack in memory (by id of its job)
         try:
             while True:
-                while len(self.pieces_left) + len(self.fetching) <= self.workers:
+                while (
+                    len(self.fetching) < self.fetchers
+                    and len(self.pieces_left) + len(self.fetching) < self.workers + self.fetchers
+                ):
                     job = next(jobs, None)
                     if job is None:
                         break
-                    future = self.pool.submit(self.fetch, job)
+                    future = self.fetch_pool.submit(self.fetch, job)
                     self.running[future] = job
                     self.fetching.add(future)
                 if not self.running:

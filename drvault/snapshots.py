@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from drvault.errors import IntegrityError, UsageError
+from drvault.repository.fanout import fan_out
 from drvault.repository.repository import Repository
 from drvault.snapshot import Node, NodeType, decode_tree
 from drvault.snapshot.document import Snapshot
@@ -20,13 +21,14 @@ def load(repo: Repository, snapshot_id: bytes) -> Snapshot:
 def load_all(repo: Repository, errors: list[IntegrityError] | None = None) -> list[Snapshot]:
     """Every snapshot, oldest first. With ``errors``, damaged ones are collected, not raised."""
     out: list[Snapshot] = []
-    for snapshot_id in repo.snapshot_ids():
-        try:
-            out.append(load(repo, snapshot_id))
-        except IntegrityError as exc:
-            if errors is None:
-                raise
+    loaded = fan_out(lambda i: load(repo, i), repo.snapshot_ids(), repo.parallel_reads)
+    for _snapshot_id, snapshot, exc in loaded:
+        if snapshot is not None:
+            out.append(snapshot)
+        elif isinstance(exc, IntegrityError) and errors is not None:
             errors.append(exc)
+        elif exc is not None:
+            raise exc
     out.sort(key=lambda s: (s.time_ns, s.id))
     return out
 

@@ -17,9 +17,10 @@ import numpy as np
 import zstandard
 
 from drvault.errors import (
-    BackendError,
+    AlreadyExistsError,
     IntegrityError,
     NotFoundError,
+    PermanentError,
     RepositoryExistsError,
     RepositoryNotFoundError,
     UsageError,
@@ -30,6 +31,7 @@ from drvault.repository import envelope, layout
 from drvault.repository import index as index_codec
 from drvault.repository.config import ChunkerSettings, RepoConfig
 from drvault.repository.crypto import Aead, AuthenticationFailed, sha256
+from drvault.repository.fanout import fan_out
 from drvault.repository.index import IndexEntry, PackRef
 from drvault.repository.keys import (
     KdfParams,
@@ -53,9 +55,11 @@ from drvault.repository.pack import (
     read_entries,
 )
 from drvault.repository.suite import Suite
+from drvault.repository.uploader import Uploader
 from drvault.transport.base import Backend, ShortReadError
 
 INDEX_EVERY_PACKS = 32
+MAX_PACKS_IN_FLIGHT = 6  # bounds memory: parallel pack reads and uploads
 PROBE = 4096  # bytes per compressibility sample
 _ZEROS = bytes(16 << 20)
 
@@ -114,6 +118,7 @@ class Repository:
         self._pending_ids: set[bytes] = set()
         self._unindexed = _Pending()
         self._zstd = threading.local()  # zstd contexts are not thread-safe: one per thread
+        self._uploader = Uploader(min(backend.capabilities.connections, MAX_PACKS_IN_FLIGHT))
 
     # ----------------------------------------------------------------- creating and opening
 
@@ -144,9 +149,14 @@ class Repository:
         )
         master = MasterKey.generate(repo_id)
         name, raw = wrap(master, password, suite.cipher, kdf or KdfParams())
-        backend.put(name, raw, exclusive=True)
+        create_object(backend, name, raw)
         mac = suite.id_hasher(master.mac)(config_codec.mac_input(config.body()))
-        backend.put(layout.CONFIG, config_codec.encode(config, mac), exclusive=True)
+        try:
+            create_object(backend, layout.CONFIG, config_codec.encode(config, mac))
+        except AlreadyExistsError:
+            raise RepositoryExistsError(
+                f"{backend.location}: another process created a repository here at the same time"
+            ) from None
         return cls(backend, config, master, name.rsplit("/", 1)[-1])
 
     @classmethod
@@ -168,26 +178,40 @@ class Repository:
         return [info.name for info in self.backend.list(prefix)]
 
     def load_index(self, errors: list[IntegrityError] | None = None) -> None:
-        """(Re)read every index file into a fresh index. With ``errors``, bad files are
-        collected there, not raised."""
+        """(Re)read every index file into a fresh index, fetching them in parallel. With
+        ``errors``, bad files are collected there, not raised."""
         self.index = Index()
-        for name in self.list_names(layout.INDEX):
-            try:
-                raw = self._get_verified(name)
-                env = envelope.parse(raw, envelope.INDEX_MAGIC)
-                body = envelope.open_body(env, self.suite, self.master.enc)
-                for ref, data, start, count in index_codec.decode_records(env.packs, body):
-                    records = np.frombuffer(data, RECORD, count, start)
-                    self.index.add_records(ref, records)
-            except (envelope.MalformedEnvelope, index_codec.MalformedIndex) as exc:
-                problem = IntegrityError(name, str(exc))
-                if errors is None:
-                    raise problem from exc
-                errors.append(problem)
-            except IntegrityError as exc:
-                if errors is None:
-                    raise
+        names = self.list_names(layout.INDEX)
+        for _name, records, exc in fan_out(self._read_index_file, names, self.parallel_reads):
+            if exc is None:
+                for ref, recs in records or ():
+                    self.index.add_records(ref, recs)
+            elif isinstance(exc, IntegrityError) and errors is not None:
                 errors.append(exc)
+            else:
+                raise exc
+
+    def _read_index_file(self, name: str) -> list[tuple[PackRef, np.ndarray]]:
+        raw = self._get_verified(name)
+        try:
+            env = envelope.parse(raw, envelope.INDEX_MAGIC)
+            body = envelope.open_body(env, self.suite, self.master.enc)
+            return [
+                (ref, np.frombuffer(data, RECORD, count, start))
+                for ref, data, start, count in index_codec.decode_records(env.packs, body)
+            ]
+        except (envelope.MalformedEnvelope, index_codec.MalformedIndex) as exc:
+            raise IntegrityError(name, str(exc)) from exc
+
+    @property
+    def parallel_reads(self) -> int:
+        """Requests worth having in flight when reading many objects."""
+        return max(1, self.backend.capabilities.connections)
+
+    @property
+    def parallel_pack_reads(self) -> int:
+        """Whole packs worth fetching at once (each up to a pack size in memory)."""
+        return max(1, min(self.backend.capabilities.connections, MAX_PACKS_IN_FLIGHT))
 
     def _get_verified(self, name: str) -> bytes:
         """Fetch a content-addressed object and check it against its name."""
@@ -314,10 +338,10 @@ class Repository:
             if len(writer) >= self.config.pack_size:
                 full = self._writers.pop(kind)
         if full is not None:
-            self._upload(full)
+            self._uploader.submit(lambda: self._upload(full))
 
     def _upload(self, writer: PackWriter) -> None:
-        """Finish and store a pack (outside the lock: uploads run in parallel), then index it."""
+        """Finish and store a pack (in the uploader's threads, outside the lock), then index it."""
         name, data = writer.finish()
         self.backend.put(layout.pack_path(writer.kind, name), data)
         ref = PackRef(name, writer.kind, writer.salt)
@@ -349,7 +373,8 @@ class Repository:
             writers = [w for w in self._writers.values() if w.entries]
             self._writers = {}
         for writer in writers:
-            self._upload(writer)
+            self._uploader.submit(lambda w=writer: self._upload(w))  # type: ignore[misc]
+        self._uploader.wait()
         with self._lock:
             to_index, self._unindexed = self._unindexed.packs, _Pending()
         self._write_index(to_index)
@@ -473,7 +498,7 @@ class Repository:
 
     def add_key(self, password: bytes, kdf: KdfParams | None = None) -> str:
         name, raw = wrap(self.master, password, self.suite.cipher, kdf or KdfParams())
-        self.backend.put(name, raw, exclusive=True)
+        create_object(self.backend, name, raw)
         return name.rsplit("/", 1)[-1]
 
     def remove_key(self, slot_id: str) -> str:
@@ -513,6 +538,20 @@ def read_config(backend: Backend) -> tuple[RepoConfig, dict[str, object], bytes]
         raise IntegrityError(layout.CONFIG, str(exc)) from exc
 
 
+def create_object(backend: Backend, name: str, raw: bytes) -> None:
+    """Create ``name`` only if absent. When a retried create finds the object already there
+    with exactly our bytes, our own first attempt made it (its answer was lost): success."""
+    try:
+        backend.put(name, raw, exclusive=True)
+    except AlreadyExistsError:
+        try:
+            if backend.get(name) == raw:
+                return
+        except NotFoundError:
+            pass
+        raise
+
+
 def _unlock(backend: Backend, password: bytes) -> tuple[MasterKey, str]:
     damaged: list[tuple[str, str]] = []
     slots: list[KeySlot] = []
@@ -521,8 +560,8 @@ def _unlock(backend: Backend, password: bytes) -> tuple[MasterKey, str]:
             slots.append(parse_slot(info.name, backend.get(info.name)))
         except MalformedKeySlot as exc:
             damaged.append((info.name, str(exc)))
-        except BackendError as exc:
-            damaged.append((info.name, str(exc)))
+        except PermanentError as exc:  # transient errors propagate: an outage is not damage
+            damaged.append((info.name, str(exc).removeprefix(f"{info.name}: ")))
     for slot in slots:
         try:
             master = slot.unwrap(password)
