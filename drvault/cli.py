@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import click
@@ -27,7 +27,15 @@ from drvault.repository.repository import Repository
 from drvault.repository.suite import Suite
 from drvault.snapshot import NodeType, display_name
 from drvault.snapshot.document import Snapshot
-from drvault.transport import open_backend
+from drvault.transport import Backend, open_backend
+from drvault.transport.metrics import Metrics
+from drvault.transport.options import (
+    TransportOptions,
+    apply_option,
+    from_environment,
+    parse_rate,
+)
+from drvault.transport.stack import stack
 from drvault.version import __version__
 
 
@@ -37,6 +45,8 @@ class Context:
     debug: bool
     repo: str | None
     password_file: str | None
+    transport: TransportOptions
+    metrics: Metrics
 
 
 def _ctx() -> Context:
@@ -71,9 +81,15 @@ def repo_url(repo: str | None, command: str) -> str:
     return url
 
 
+def backend_for(url: str) -> Backend:
+    """The backend for ``url`` wrapped in retry, metrics, concurrency cap and rate limits."""
+    ctx = _ctx()
+    return stack(open_backend(url, ctx.transport), ctx.transport, ctx.metrics)
+
+
 def open_repo(url: str, *, load_index: bool = True) -> Repository:
     password = get_password(_ctx().password_file)
-    return Repository.open(open_backend(url), password, load_index=load_index)
+    return Repository.open(backend_for(url), password, load_index=load_index)
 
 
 def parse_size(text: str) -> int:
@@ -103,13 +119,48 @@ def parse_size(text: str) -> int:
     default=None,
     help="File whose first line is the password (env DRVAULT_PASSWORD_FILE).",
 )
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Transport option, e.g. s3.path-style=false, sftp.key=FILE, connections=8 (repeatable).",
+)
+@click.option("--limit-upload", default=None, metavar="RATE", help="Upload limit, e.g. 20M (B/s).")
+@click.option(
+    "--limit-download", default=None, metavar="RATE", help="Download limit, e.g. 50M (B/s)."
+)
 @click.version_option(__version__, prog_name="drvault")
 @click.pass_context
 def cli(
-    ctx: click.Context, as_json: bool, debug: bool, repo: str | None, password_file: str | None
+    ctx: click.Context,
+    as_json: bool,
+    debug: bool,
+    repo: str | None,
+    password_file: str | None,
+    options: tuple[str, ...],
+    limit_upload: str | None,
+    limit_download: str | None,
 ) -> None:
     """drvault: deduplicated, encrypted backups and disaster-recovery copies."""
-    ctx.obj = Context(as_json, debug, repo or None, password_file)
+    transport = from_environment()
+    for assignment in options:
+        transport = apply_option(transport, assignment)
+    if limit_upload:
+        transport = replace(transport, limit_upload=parse_rate(limit_upload))
+    if limit_download:
+        transport = replace(transport, limit_download=parse_rate(limit_download))
+    metrics = Metrics()
+    ctx.obj = Context(as_json, debug, repo or None, password_file, transport, metrics)
+    ctx.call_on_close(lambda: _report_transport(metrics))
+
+
+def _report_transport(metrics: Metrics) -> None:
+    """Say on standard error when transient storage errors were retried (on success only: a
+    failure is one error line, which says how often it tried)."""
+    if metrics.retries and not _ctx().json and sys.exc_info()[0] is None:
+        click.echo(f"note: storage: {metrics.summary()}", err=True)
 
 
 # ----------------------------------------------------------------------------------- init
@@ -149,7 +200,7 @@ def init(
     chosen = Suite.choose(suite, cipher, id_hash)
     password = get_password(_ctx().password_file, confirm=True, prompt="New repository password")
     r = Repository.init(
-        open_backend(url),
+        backend_for(url),
         password,
         suite=chosen,
         chunker=chunker,
@@ -502,6 +553,47 @@ def key_remove(args: tuple[str, ...]) -> None:
     r = open_repo(url, load_index=False)
     removed = r.remove_key(rest[0])
     emit(f"removed key {removed[:8]}", {"removed": removed})
+
+
+# ------------------------------------------------------------------------------ transport
+
+
+@cli.group()
+def transport() -> None:
+    """Prove a storage target before a repository goes on it."""
+
+
+@transport.command("check")
+@click.argument("url")
+@click.option("--size", default="32M", show_default=True, help="Bytes moved for the throughput.")
+def transport_check(url: str, size: str) -> None:
+    """Run the backend contract against URL: put, ranged get, list, atomic create, delete."""
+    from drvault.transport.probe import probe
+
+    backend = backend_for(url)
+    try:
+        report = probe(backend, size=parse_size(size))
+    finally:
+        backend.close()
+    lines = [
+        f"{'ok  ' if st.ok else 'FAIL'} {st.name:<13} {st.detail} ({st.seconds:.2f} s)"
+        for st in report.steps
+    ]
+    verdict = "contract kept" if report.ok else "contract BROKEN"
+    lines.append(f"{verdict}: {report.location}")
+    emit(
+        "\n".join(lines),
+        {
+            "location": report.location,
+            "ok": report.ok,
+            "steps": [asdict(st) for st in report.steps],
+            "upload_mb_s": report.upload_mb_s,
+            "download_mb_s": report.download_mb_s,
+            "transport": _ctx().metrics.snapshot(),
+        },
+    )
+    if not report.ok:
+        sys.exit(errors.EXIT_BACKEND)
 
 
 # ------------------------------------------------------------------------------- selftest
