@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,8 +21,10 @@ from drvault.repository.keys import KdfParams
 from drvault.repository.repository import Repository
 from drvault.repository.suite import Suite
 from drvault.transport import LocalBackend
+from tests.sites import PASSWORD, SITES, Site, make_site
 
-PASSWORD = b"correct horse battery staple"
+pytest_plugins = ["tests.servers.s3_server", "tests.servers.sshd_server"]
+
 CHEAP_KDF = KdfParams(n=1024, r=8, p=1)
 CHEAP_KDF_OPTION = "n=1024"
 # Small chunks and packs make small trees span many chunks and packs.
@@ -42,6 +44,43 @@ RunCli = Callable[..., CliResult]
 MakeRepo = Callable[..., Repository]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--site",
+        choices=SITES,
+        default=os.environ.get("DRVAULT_TEST_SITE", "local"),
+        help="Where the foundation tests keep their repositories (env DRVAULT_TEST_SITE).",
+    )
+
+
+def _site(request: pytest.FixtureRequest, directory: Path) -> Site:
+    kind: str = request.config.getoption("--site")
+    server = None
+    if kind == "s3":
+        server = request.getfixturevalue("s3_server")
+    elif kind == "sftp":
+        server = request.getfixturevalue("sshd_server")
+    return make_site(kind, directory, server)
+
+
+@pytest.fixture
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    """This test's repositories, on the backend chosen with ``--site``."""
+    s = _site(request, tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def module_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """Repositories shared by a module's tests, on the backend chosen with ``--site``."""
+    s = _site(request, tmp_path_factory.mktemp("site"))
+    yield s
+    s.close()
+
+
 @pytest.fixture
 def password_file(tmp_path: Path) -> Path:
     path = tmp_path / "password"
@@ -54,8 +93,8 @@ def open_repo(path: Path | str, password: bytes = PASSWORD) -> Repository:
 
 
 @pytest.fixture
-def make_repo(tmp_path: Path) -> MakeRepo:
-    """Create a repository under tmp_path: ``make_repo(name="repo", suite="intl", ...)``."""
+def make_repo(site: Site) -> MakeRepo:
+    """Create a repository on the test's site: ``make_repo(name="repo", suite="intl", ...)``."""
 
     def make(
         name: str = "repo",
@@ -68,7 +107,7 @@ def make_repo(tmp_path: Path) -> MakeRepo:
         password: bytes = PASSWORD,
     ) -> Repository:
         return Repository.init(
-            LocalBackend(tmp_path / name),
+            site.backend(name),
             password,
             suite=Suite.choose(suite, cipher, id_hash),
             chunker=chunker,
@@ -124,19 +163,22 @@ def run_drvault(
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path, password_file: Path) -> RunCli:
+def run_cli(tmp_path: Path, password_file: Path, site: Site) -> RunCli:
     """``run_cli(*args, env=..., password_file=None, code=...)`` -> (exit code, stdout, stderr).
 
     Runs in tmp_path with DRVAULT_PASSWORD_FILE set to the test's password file unless
-    ``password_file=None`` is passed.
+    ``password_file=None`` is passed, and with what the site's backend needs (SFTP key and
+    known_hosts) in the environment.
     """
 
     def run(
         *args: str | os.PathLike[str],
         password_file: Path | None = password_file,
+        env: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> CliResult:
-        return run_drvault(*args, cwd=tmp_path, password_file=password_file, **kwargs)
+        full_env = {**site.env, **(env or {})}
+        return run_drvault(*args, cwd=tmp_path, password_file=password_file, env=full_env, **kwargs)
 
     return run
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import CHEAP_KDF, PASSWORD, RunCli, assert_one_error_line, open_repo
+from conftest import CHEAP_KDF, PASSWORD, RunCli, assert_one_error_line
 
 from drvault.backup import BackupRequest, backup
 from drvault.check import check
@@ -22,20 +22,20 @@ from drvault.repository.repository import Repository
 from drvault.repository.suite import Suite
 from drvault.snapshot import NodeType
 from drvault.snapshots import find, resolve, walk
-from drvault.transport import LocalBackend
+from tests.sites import Site
 
 FILES = 10_000
 
 
 @dataclass
 class Big:
-    repo: Path
+    site: Site  # the repository is "repo" on it
     src: bytes
     files: list[bytes]
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> Big:
+def big(tmp_path_factory: pytest.TempPathFactory, module_site: Site) -> Big:
     """10,000 small files in 100 directories, backed up once."""
     base = tmp_path_factory.mktemp("big")
     src = os.fsencode(base / "src")
@@ -50,11 +50,11 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Big:
             os.close(fd)
             files.append(path)
     repo = Repository.init(
-        LocalBackend(base / "repo"), PASSWORD, suite=Suite.choose("intl"), kdf=CHEAP_KDF
+        module_site.backend("repo"), PASSWORD, suite=Suite.choose("intl"), kdf=CHEAP_KDF
     )
     first = backup(repo, BackupRequest(paths=(src,)))
     assert first.stats.files_new == FILES
-    return Big(base / "repo", src, files)
+    return Big(module_site, src, files)
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def opened_files(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
 
 
 def test_unchanged_tree_reads_no_file_content(big: Big, opened_files: list[bytes]) -> None:
-    result = backup(open_repo(big.repo), BackupRequest(paths=(big.src,)))
+    result = backup(big.site.open("repo"), BackupRequest(paths=(big.src,)))
     assert result.stats.bytes_read == 0
     assert result.stats.files_unmodified == FILES
     assert result.stats.files_new == result.stats.files_changed == 0
@@ -102,12 +102,12 @@ def test_a_changed_file_is_the_only_one_read(big: Big, opened_files: list[bytes]
         f.write(b"new content, same directory")
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     opened_files.clear()
-    result = backup(open_repo(big.repo), BackupRequest(paths=(big.src,)))
+    result = backup(big.site.open("repo"), BackupRequest(paths=(big.src,)))
     assert [p for p in opened_files if p.startswith(big.src)] == [target]
     assert result.stats.files_changed == 1
     assert result.stats.files_unmodified == FILES - 1
     assert result.stats.bytes_read == len(b"new content, same directory")
-    repo = open_repo(big.repo)
+    repo = big.site.open("repo")
     entry = find(repo, result.snapshot.tree, target)
     assert entry is not None
     assert b"".join(repo.get_blob(b) for b in entry.node.content) == b"new content, same directory"
@@ -128,7 +128,7 @@ def _grow_while_reading(monkeypatch: pytest.MonkeyPatch, victim: bytes) -> None:
 
 
 def test_a_file_changed_while_read_is_a_warning_and_the_snapshot_is_saved(
-    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Repository, site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -142,7 +142,7 @@ def test_a_file_changed_while_read_is_a_warning_and_the_snapshot_is_saved(
     assert len(result.warnings) == 1
     assert "growing.log" in result.warnings[0]
     assert "changed while being read" in result.warnings[0]
-    reopened = open_repo(tmp_path / "repo")
+    reopened = site.open("repo")
     assert resolve(reopened, "latest").id == result.snapshot.id
     entry = find(reopened, result.snapshot.tree, os.fsencode(victim))
     assert entry is not None and entry.node.content
@@ -168,36 +168,36 @@ GROW_AND_RUN = textwrap.dedent(
 
 
 def test_cli_exit_code_3_when_a_file_changed_while_read(
-    repo: Repository, tmp_path: Path, run_cli: RunCli
+    repo: Repository, site: Site, tmp_path: Path, run_cli: RunCli
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
     victim = src / "growing.log"
     victim.write_bytes(os.urandom(200_000))
     result = run_cli(
-        "backup", tmp_path / "repo", src, code=GROW_AND_RUN, env={"VICTIM": str(victim)}
+        "backup", site.url("repo"), src, code=GROW_AND_RUN, env={"VICTIM": str(victim)}
     )
     assert result.code == EXIT_PARTIAL, result
     assert "warning:" in result.err and "changed while being read" in result.err
     assert "Traceback" not in result.err
     assert "snapshot" in result.out and "saved" in result.out
-    listed = run_cli("--json", "snapshots", tmp_path / "repo")
+    listed = run_cli("--json", "snapshots", site.url("repo"))
     assert listed.code == 0
     assert len(listed.json()) == 1
 
 
 def test_backup_of_a_missing_path_is_a_usage_error(
-    repo: Repository, tmp_path: Path, run_cli: RunCli
+    repo: Repository, site: Site, tmp_path: Path, run_cli: RunCli
 ) -> None:
     with pytest.raises(UsageError, match="no such file or directory"):
         backup(repo, BackupRequest(paths=(os.fsencode(tmp_path / "missing"),)))
     assert repo.snapshot_ids() == []
-    result = run_cli("backup", tmp_path / "repo", tmp_path / "missing")
+    result = run_cli("backup", site.url("repo"), tmp_path / "missing")
     assert_one_error_line(result, EXIT_USAGE, "missing", "no such file or directory")
-    assert not (tmp_path / "repo" / "snapshots").exists()
+    assert site.objects("repo", "snapshots/") == []
 
 
-def test_excludes_by_name_and_by_path(repo: Repository, tmp_path: Path) -> None:
+def test_excludes_by_name_and_by_path(repo: Repository, site: Site, tmp_path: Path) -> None:
     src = tmp_path / "src"
     for d in ("keep", "cache", "keep/cache", "other"):
         (src / d).mkdir(parents=True)
@@ -208,14 +208,14 @@ def test_excludes_by_name_and_by_path(repo: Repository, tmp_path: Path) -> None:
     rel = os.fsencode(src).lstrip(b"/")
     kept = sorted(
         e.path[len(rel) + 1 :].decode()
-        for e in walk(open_repo(tmp_path / "repo"), result.snapshot.tree)
+        for e in walk(site.open("repo"), result.snapshot.tree)
         if e.path.startswith(rel + b"/")
     )
     assert kept == ["a.txt", "cache", "keep", "keep/b.txt", "keep/cache", "keep/cache/d"]
     assert result.snapshot.excludes == excludes
 
 
-def test_duplicate_content_is_stored_once(repo: Repository, tmp_path: Path) -> None:
+def test_duplicate_content_is_stored_once(repo: Repository, site: Site, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     data = os.urandom(500_000)
@@ -224,7 +224,7 @@ def test_duplicate_content_is_stored_once(repo: Repository, tmp_path: Path) -> N
     result = backup(repo, BackupRequest(paths=(os.fsencode(src),)))
     assert result.stats.bytes_read == 3 * len(data)
     assert len(data) <= result.snapshot.summary["bytes_stored_new"] < 1.1 * len(data)
-    reopened = open_repo(tmp_path / "repo")
+    reopened = site.open("repo")
     contents = {
         find(reopened, result.snapshot.tree, os.fsencode(src / n)).node.content  # type: ignore[union-attr]
         for n in ("one", "two", "three")
@@ -253,7 +253,9 @@ def test_parent_selection_and_force(repo: Repository, tmp_path: Path) -> None:
     assert explicit.stats.files_new == 1  # b's tree has no a/f
 
 
-def test_nested_and_repeated_paths_are_backed_up_once(repo: Repository, tmp_path: Path) -> None:
+def test_nested_and_repeated_paths_are_backed_up_once(
+    repo: Repository, site: Site, tmp_path: Path
+) -> None:
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "f").write_bytes(b"f")
@@ -261,5 +263,5 @@ def test_nested_and_repeated_paths_are_backed_up_once(repo: Repository, tmp_path
     result = backup(repo, BackupRequest(paths=paths))
     assert result.snapshot.paths == (os.fsencode(src),)
     assert result.stats.files_new == 1
-    entry = find(open_repo(tmp_path / "repo"), result.snapshot.tree, os.fsencode(src / "sub"))
+    entry = find(site.open("repo"), result.snapshot.tree, os.fsencode(src / "sub"))
     assert entry is not None and entry.node.type == NodeType.DIR

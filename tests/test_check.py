@@ -22,11 +22,11 @@ from conftest import (
     CHEAP_KDF,
     PASSWORD,
     SMALL_CHUNKS,
+    MakeRepo,
     RunCli,
     assert_one_error_line,
-    open_repo,
 )
-from trees import describe, flip, write
+from trees import describe, write
 
 from drvault.backup import BackupRequest, backup
 from drvault.check import check
@@ -39,14 +39,14 @@ from drvault.restore import restore
 from drvault.snapshot import NodeType
 from drvault.snapshot.document import Snapshot
 from drvault.snapshots import resolve, walk
-from drvault.transport import LocalBackend
+from tests.sites import Site
 
 KINDS = ("config", "keys", "data", "tree", "index", "snapshots")
 
 
 @dataclass
 class Corpus:
-    repo: Path
+    site: Site  # the repository is "repo" on it
     src: bytes
     snapshots: list[Snapshot]  # oldest first
     golden: dict[str, Path]  # snapshot ID -> a restore from the undamaged repository
@@ -54,11 +54,15 @@ class Corpus:
     needs: dict[str, dict[str, set[tuple[int, int]]]]
 
     def objects(self, kind: str) -> list[str]:
-        names = sorted(str(p.relative_to(self.repo)) for p in self.repo.rglob("*") if p.is_file())
+        names = self.site.objects("repo")
         return [n for n in names if n == kind or n.startswith(kind + "/")]
 
-    def path(self, name: str) -> Path:
-        return self.repo / name
+    def size(self, name: str) -> int:
+        return self.site.size(name, "repo")
+
+    @property
+    def url(self) -> str:
+        return self.site.url("repo")
 
 
 def _needed_records(repo: Repository, snap: Snapshot) -> dict[str, set[tuple[int, int]]]:
@@ -80,7 +84,7 @@ def _needed_records(repo: Repository, snap: Snapshot) -> dict[str, set[tuple[int
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+def corpus(tmp_path_factory: pytest.TempPathFactory, module_site: Site) -> Corpus:
     base = tmp_path_factory.mktemp("corpus")
     src = os.fsencode(base / "src")
     rnd = random.Random(7)
@@ -89,9 +93,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     write(os.path.join(src, b"b.bin"), rnd.randbytes(30_000))
     write(os.path.join(src, b"docs", b"c.txt"), b"small text\n" * 50)
     write(os.path.join(src, b"docs", b"d.bin"), rnd.randbytes(9_000))
-    repo_dir = base / "repo"
     repo = Repository.init(
-        LocalBackend(repo_dir),
+        module_site.backend("repo"),
         PASSWORD,
         suite=Suite.choose("intl"),
         chunker=SMALL_CHUNKS,
@@ -101,15 +104,15 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     first = backup(repo, BackupRequest(paths=(src,))).snapshot
     write(os.path.join(src, b"b.bin"), rnd.randbytes(25_000))
     write(os.path.join(src, b"docs", b"e.bin"), rnd.randbytes(20_000))
-    second = backup(open_repo(repo_dir), BackupRequest(paths=(src,))).snapshot
-    repo = open_repo(repo_dir)
+    second = backup(module_site.open("repo"), BackupRequest(paths=(src,))).snapshot
+    repo = module_site.open("repo")
     golden: dict[str, Path] = {}
     needs: dict[str, dict[str, set[tuple[int, int]]]] = {}
     for snap in (first, second):
         golden[snap.id.hex()] = base / f"golden-{snap.id.hex()[:8]}"
         restore(repo, snap, os.fsencode(golden[snap.id.hex()]))
         needs[snap.id.hex()] = _needed_records(repo, snap)
-    return Corpus(repo_dir, src, [first, second], golden, needs)
+    return Corpus(module_site, src, [first, second], golden, needs)
 
 
 def test_corpus_has_every_kind_of_object(corpus: Corpus) -> None:
@@ -120,7 +123,7 @@ def test_corpus_has_every_kind_of_object(corpus: Corpus) -> None:
     assert counts["index"] == 2
     assert counts["data"] >= 5
     assert counts["tree"] >= 2
-    result = check(open_repo(corpus.repo), read_data=True)
+    result = check(corpus.site.open("repo"), read_data=True)
     assert result.ok, result.errors
     assert result.stats.snapshots == 2
 
@@ -134,40 +137,39 @@ def _positions(name: str, size: int) -> list[int]:
 
 
 @contextmanager
-def _flipped(path: Path, position: int) -> Iterator[None]:
-    original = flip(path, position)
+def _flipped(corpus: Corpus, name: str, position: int) -> Iterator[None]:
+    original = corpus.site.flip(name, position, name="repo")
     try:
         yield
     finally:
-        path.write_bytes(original)
+        corpus.site.write(name, original, "repo")
 
 
 @contextmanager
-def _truncated(path: Path) -> Iterator[int]:
-    original = path.read_bytes()
-    cut = len(original) // 2
-    path.write_bytes(original[:cut])
+def _truncated(corpus: Corpus, name: str) -> Iterator[int]:
+    cut = corpus.size(name) // 2
+    original = corpus.site.truncate(name, cut, "repo")
     try:
         yield cut
     finally:
-        path.write_bytes(original)
+        corpus.site.write(name, original, "repo")
 
 
-def _api_check(repo_dir: Path) -> tuple[int, list[str]]:
+def _api_check(corpus: Corpus) -> tuple[int, list[str]]:
     """What ``drvault check`` would do: (exit code, error messages)."""
     try:
-        repo = Repository.open(LocalBackend(repo_dir), PASSWORD, load_index=False)
+        repo = Repository.open(corpus.site.backend("repo"), PASSWORD, load_index=False)
     except DrvaultError as exc:
         return exc.exit_code, [str(exc)]
     result = check(repo)
     return (EXIT_INTEGRITY if result.errors else 0), result.errors
 
 
-def _api_restore(repo_dir: Path, ref: str, target: Path) -> DrvaultError | None:
+def _api_restore(corpus: Corpus, ref: str, target: Path) -> DrvaultError | None:
     """What ``drvault restore`` would do; the error, or None after a clean restore."""
     shutil.rmtree(target, ignore_errors=True)
     try:
-        repo = Repository.open(LocalBackend(repo_dir), PASSWORD)
+        repo = Repository.open(corpus.site.backend("repo"), PASSWORD)
         restore(repo, resolve(repo, ref), os.fsencode(target))
     except DrvaultError as exc:
         return exc
@@ -206,34 +208,33 @@ def _same_as_golden(corpus: Corpus, snap_id: str, target: Path) -> bool:
 def test_check_names_every_flipped_byte(corpus: Corpus, kind: str) -> None:
     flips = 0
     for name in corpus.objects(kind):
-        path = corpus.path(name)
-        for position in _positions(name, path.stat().st_size):
-            with _flipped(path, position):
-                code, messages = _api_check(corpus.repo)
+        for position in _positions(name, corpus.size(name)):
+            with _flipped(corpus, name, position):
+                code, messages = _api_check(corpus)
             assert code == EXIT_INTEGRITY, (name, position, messages)
             assert any(name in m for m in messages), (name, position, messages)
             flips += 1
     assert flips >= 3
-    assert _api_check(corpus.repo) == (0, [])
+    assert _api_check(corpus) == (0, [])
 
 
 @pytest.mark.parametrize("kind", ("data", "tree", "index", "snapshots"))
 def test_check_names_every_truncated_object(corpus: Corpus, kind: str) -> None:
     for name in corpus.objects(kind):
-        with _truncated(corpus.path(name)):
-            code, messages = _api_check(corpus.repo)
+        with _truncated(corpus, name):
+            code, messages = _api_check(corpus)
         assert code == EXIT_INTEGRITY, (name, messages)
         assert any(name in m for m in messages), (name, messages)
 
 
 def test_check_names_a_missing_pack(corpus: Corpus) -> None:
     name = corpus.objects("data")[0]
-    original = corpus.path(name).read_bytes()
-    corpus.path(name).unlink()
+    original = corpus.site.read(name, "repo")
+    corpus.site.remove(name, "repo")
     try:
-        code, messages = _api_check(corpus.repo)
+        code, messages = _api_check(corpus)
     finally:
-        corpus.path(name).write_bytes(original)
+        corpus.site.write(name, original, "repo")
     assert code == EXIT_INTEGRITY
     assert any(name in m and "missing" in m for m in messages), messages
 
@@ -262,8 +263,8 @@ def test_restore_names_a_flipped_byte_in_any_blob_it_needs(
             offset + rnd.randrange(length),
         }
         for position in sorted(positions):
-            with _flipped(corpus.path(name), position):
-                error = _api_restore(corpus.repo, snap_id, tmp_path / "out")
+            with _flipped(corpus, name, position):
+                error = _api_restore(corpus, snap_id, tmp_path / "out")
             _assert_names(error, name)
 
 
@@ -275,10 +276,9 @@ def test_restore_names_any_flipped_byte_of_a_pack_it_needs(
     flipped byte anywhere in such a pack (header, unused blob, blob table) fails the restore."""
     for name in corpus.objects(kind):
         snap_id = _needing_snapshot(corpus, name)
-        path = corpus.path(name)
-        for position in _positions(name, path.stat().st_size):
-            with _flipped(path, position):
-                error = _api_restore(corpus.repo, snap_id, tmp_path / "out")
+        for position in _positions(name, corpus.size(name)):
+            with _flipped(corpus, name, position):
+                error = _api_restore(corpus, snap_id, tmp_path / "out")
             _assert_names(error, name)
 
 
@@ -286,8 +286,8 @@ def test_restore_names_any_flipped_byte_of_a_pack_it_needs(
 def test_restore_names_a_truncated_pack(corpus: Corpus, kind: str, tmp_path: Path) -> None:
     for name in corpus.objects(kind):
         snap_id = _needing_snapshot(corpus, name)
-        with _truncated(corpus.path(name)):
-            error = _api_restore(corpus.repo, snap_id, tmp_path / "out")
+        with _truncated(corpus, name):
+            error = _api_restore(corpus, snap_id, tmp_path / "out")
         _assert_names(error, name)  # whole packs are read and checked against their names
 
 
@@ -297,10 +297,9 @@ def test_restore_names_a_flipped_byte_in_metadata(
 ) -> None:
     for name in corpus.objects(kind):
         ref = name.rsplit("/", 1)[-1] if kind == "snapshots" else "latest"
-        path = corpus.path(name)
-        for position in _positions(name, path.stat().st_size):
-            with _flipped(path, position):
-                error = _api_restore(corpus.repo, ref, tmp_path / "out")
+        for position in _positions(name, corpus.size(name)):
+            with _flipped(corpus, name, position):
+                error = _api_restore(corpus, ref, tmp_path / "out")
             _assert_names(error, name)
 
 
@@ -310,8 +309,8 @@ def test_restore_names_a_truncated_index_or_snapshot(
 ) -> None:
     for name in corpus.objects(kind):
         ref = name.rsplit("/", 1)[-1] if kind == "snapshots" else "latest"
-        with _truncated(corpus.path(name)):
-            error = _api_restore(corpus.repo, ref, tmp_path / "out")
+        with _truncated(corpus, name):
+            error = _api_restore(corpus, ref, tmp_path / "out")
         _assert_names(error, name)
 
 
@@ -319,8 +318,8 @@ def test_restore_of_an_intact_snapshot_ignores_another_damaged_one(
     corpus: Corpus, tmp_path: Path
 ) -> None:
     old, new = (s.id.hex() for s in corpus.snapshots)
-    with _flipped(corpus.path(f"snapshots/{new}"), 10):
-        assert _api_restore(corpus.repo, old, tmp_path / "out") is None
+    with _flipped(corpus, f"snapshots/{new}", 10):
+        assert _api_restore(corpus, old, tmp_path / "out") is None
     assert _same_as_golden(corpus, old, tmp_path / "out")
 
 
@@ -333,7 +332,7 @@ def _cli_position(corpus: Corpus, kind: str, name: str) -> tuple[int, str]:
         snap_id = _needing_snapshot(corpus, name)
         offset, length = sorted(corpus.needs[snap_id][name])[0]
         return offset + length // 2, snap_id[:10]
-    size = corpus.path(name).stat().st_size
+    size = corpus.size(name)
     ref = name.rsplit("/", 1)[-1][:12] if kind == "snapshots" else "latest"
     return size // 2, ref
 
@@ -344,9 +343,9 @@ def test_cli_check_and_restore_name_a_flipped_byte(
 ) -> None:
     name = corpus.objects(kind)[-1]
     position, ref = _cli_position(corpus, kind, name)
-    with _flipped(corpus.path(name), position):
-        checked = run_cli("check", corpus.repo)
-        restored = run_cli("restore", corpus.repo, ref, "--target", tmp_path / "out")
+    with _flipped(corpus, name, position):
+        checked = run_cli("check", corpus.url)
+        restored = run_cli("restore", corpus.url, ref, "--target", tmp_path / "out")
     assert checked.code == EXIT_INTEGRITY, checked
     assert name in checked.err, checked
     assert "Traceback" not in checked.err
@@ -362,7 +361,7 @@ def test_cli_check_and_restore_name_a_truncated_object(
             n
             for n in corpus.objects("data")
             if any(
-                o + ln > corpus.path(n).stat().st_size // 2
+                o + ln > corpus.size(n) // 2
                 for o, ln in corpus.needs[_needing_snapshot(corpus, n)][n]
             )
         )
@@ -370,9 +369,9 @@ def test_cli_check_and_restore_name_a_truncated_object(
     else:
         name = corpus.objects(kind)[0]
         ref = name.rsplit("/", 1)[-1] if kind == "snapshots" else "latest"
-    with _truncated(corpus.path(name)):
-        checked = run_cli("--json", "check", corpus.repo)
-        restored = run_cli("restore", corpus.repo, ref, "--target", tmp_path / "out")
+    with _truncated(corpus, name):
+        checked = run_cli("--json", "check", corpus.url)
+        restored = run_cli("restore", corpus.url, ref, "--target", tmp_path / "out")
     assert checked.code == EXIT_INTEGRITY
     doc = checked.json()
     assert doc["ok"] is False
@@ -381,7 +380,7 @@ def test_cli_check_and_restore_name_a_truncated_object(
 
 
 def test_cli_check_passes_on_the_intact_corpus(corpus: Corpus, run_cli: RunCli) -> None:
-    result = run_cli("check", "--read-data", corpus.repo)
+    result = run_cli("check", "--read-data", corpus.url)
     assert result.code == 0, result
     assert "no errors" in result.out
 
@@ -389,17 +388,17 @@ def test_cli_check_passes_on_the_intact_corpus(corpus: Corpus, run_cli: RunCli) 
 # ---------------------------------------------------------------------------- read-data
 
 
-def test_read_data_finds_a_blob_that_does_not_match_its_id(make_repo, tmp_path: Path) -> None:
+def test_read_data_finds_a_blob_that_does_not_match_its_id(make_repo: MakeRepo, site: Site) -> None:
     """Only decrypting and hashing every blob can find this: the pack's SHA-256 is right."""
     repo = make_repo()
     good_id, _ = repo.put_blob(BLOB_DATA, b"good blob " * 100)
     repo.put_sealed_input(BLOB_DATA, bytes(32), b"not what the ID says", COMP_NONE, 20)
     repo.flush()
     pack = layout.pack_path("data", repo.index.pack_of(good_id))
-    fresh = open_repo(tmp_path / "repo")
+    fresh = site.open("repo")
     assert check(fresh).ok
-    full = check(open_repo(tmp_path / "repo"), read_data=True)
+    full = check(site.open("repo"), read_data=True)
     assert not full.ok
     assert any(pack in e and "does not match its ID" in e for e in full.errors), full.errors
-    by_subset = [check(open_repo(tmp_path / "repo"), subset=(n, 2)).ok for n in (1, 2)]
+    by_subset = [check(site.open("repo"), subset=(n, 2)).ok for n in (1, 2)]
     assert sorted(by_subset) == [False, True]

@@ -21,7 +21,6 @@ from conftest import (
     MakeRepo,
     RunCli,
     assert_one_error_line,
-    open_repo,
 )
 from trees import (
     BAD_UTF8,
@@ -32,7 +31,6 @@ from trees import (
     assert_same_tree,
     build_full_tree,
     describe,
-    flip,
     write,
 )
 
@@ -51,27 +49,34 @@ from drvault.repository.suite import Suite
 from drvault.restore import restore
 from drvault.snapshot.document import Snapshot
 from drvault.snapshots import load
-from drvault.transport import LocalBackend
+from tests.sites import Site
 
 
 @dataclass
 class Full:
-    repo: Path
+    site: Site  # the repository is "repo" on it
     src: bytes
     snapshot: Snapshot
 
+    def open(self) -> Repository:
+        return self.site.open("repo")
+
+    @property
+    def url(self) -> str:
+        return self.site.url("repo")
+
 
 @pytest.fixture(scope="module")
-def full(tmp_path_factory: pytest.TempPathFactory) -> Full:
+def full(tmp_path_factory: pytest.TempPathFactory, module_site: Site) -> Full:
     base = tmp_path_factory.mktemp("full")
     src = os.fsencode(base / "src")
     build_full_tree(src)
     repo = Repository.init(
-        LocalBackend(base / "repo"), PASSWORD, suite=Suite.choose("intl"), kdf=CHEAP_KDF
+        module_site.backend("repo"), PASSWORD, suite=Suite.choose("intl"), kdf=CHEAP_KDF
     )
     result = backup(repo, BackupRequest(paths=(src,)))
     assert not result.warnings
-    return Full(base / "repo", src, result.snapshot)
+    return Full(module_site, src, result.snapshot)
 
 
 def _under(target: Path, src: bytes) -> bytes:
@@ -80,7 +85,7 @@ def _under(target: Path, src: bytes) -> bytes:
 
 
 def test_every_kind_of_entry_round_trips(full: Full, tmp_path: Path) -> None:
-    result = restore(open_repo(full.repo), full.snapshot, os.fsencode(tmp_path), verify=True)
+    result = restore(full.open(), full.snapshot, os.fsencode(tmp_path), verify=True)
     assert result.warnings == ()
     assert result.mismatches == ()
     restored = _under(tmp_path, full.src)
@@ -107,11 +112,11 @@ def test_every_kind_of_entry_round_trips(full: Full, tmp_path: Path) -> None:
 
 
 def test_restoring_twice_into_one_target_replaces_the_first(full: Full, tmp_path: Path) -> None:
-    restore(open_repo(full.repo), full.snapshot, os.fsencode(tmp_path))
+    restore(full.open(), full.snapshot, os.fsencode(tmp_path))
     restored = _under(tmp_path, full.src)
     with open(os.path.join(restored, b"hello.txt"), "ab") as f:
         f.write(b"local change")
-    result = restore(open_repo(full.repo), full.snapshot, os.fsencode(tmp_path), verify=True)
+    result = restore(full.open(), full.snapshot, os.fsencode(tmp_path), verify=True)
     assert result.mismatches == ()
     assert_same_tree(full.src, restored)
 
@@ -119,14 +124,12 @@ def test_restoring_twice_into_one_target_replaces_the_first(full: Full, tmp_path
 def test_a_directory_in_the_way_of_a_file_is_refused(full: Full, tmp_path: Path) -> None:
     os.makedirs(os.path.join(_under(tmp_path, full.src), b"hello.txt"))
     with pytest.raises(UsageError, match="exists as a directory"):
-        restore(open_repo(full.repo), full.snapshot, os.fsencode(tmp_path))
+        restore(full.open(), full.snapshot, os.fsencode(tmp_path))
 
 
 def test_include_restores_only_the_requested_subtree(full: Full, tmp_path: Path) -> None:
     include = os.path.join(full.src, b"sub")
-    result = restore(
-        open_repo(full.repo), full.snapshot, os.fsencode(tmp_path), includes=(include,)
-    )
+    result = restore(full.open(), full.snapshot, os.fsencode(tmp_path), includes=(include,))
     restored = _under(tmp_path, full.src)
     entries, _links = describe(restored)
     assert sorted(entries) == [
@@ -147,7 +150,7 @@ def test_include_restores_only_the_requested_subtree(full: Full, tmp_path: Path)
     assert result.stats.files == 4
     with pytest.raises(UsageError, match="nothing in the snapshot matches"):
         restore(
-            open_repo(full.repo),
+            full.open(),
             full.snapshot,
             os.fsencode(tmp_path / "other"),
             includes=(os.path.join(full.src, b"no-such-entry"),),
@@ -163,13 +166,13 @@ def test_include_restores_only_the_requested_subtree(full: Full, tmp_path: Path)
     ],
 )
 def test_each_suite_end_to_end(
-    make_repo: MakeRepo, tmp_path: Path, suite: str, cipher: str, id_hash: str
+    make_repo: MakeRepo, site: Site, tmp_path: Path, suite: str, cipher: str, id_hash: str
 ) -> None:
     src = os.fsencode(tmp_path / "src")
     build_full_tree(src, big_sparse=False)
     make_repo(suite=suite, cipher=cipher, id_hash=id_hash)
-    snap = backup(open_repo(tmp_path / "repo"), BackupRequest(paths=(src,))).snapshot
-    repo = open_repo(tmp_path / "repo")
+    snap = backup(site.open("repo"), BackupRequest(paths=(src,))).snapshot
+    repo = site.open("repo")
     assert repo.suite == Suite(suite, cipher, id_hash)
     result = restore(repo, load(repo, snap.id), os.fsencode(tmp_path / "out"), verify=True)
     assert result.mismatches == ()
@@ -177,7 +180,7 @@ def test_each_suite_end_to_end(
 
 
 def test_verify_reports_a_file_that_differs(
-    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Repository, site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -193,17 +196,17 @@ def test_verify_reports_a_file_that_differs(
         real_write(self, offset, data)
 
     monkeypatch.setattr(restore_module.SparseWriter, "write", corrupting_write)
-    result = restore(open_repo(tmp_path / "repo"), snap, os.fsencode(tmp_path / "out"), verify=True)
+    result = restore(site.open("repo"), snap, os.fsencode(tmp_path / "out"), verify=True)
     assert len(result.mismatches) == 1
     assert "bad" in result.mismatches[0] and "differs" in result.mismatches[0]
-    unverified = restore(open_repo(tmp_path / "repo"), snap, os.fsencode(tmp_path / "out2"))
+    unverified = restore(site.open("repo"), snap, os.fsencode(tmp_path / "out2"))
     assert unverified.mismatches == ()
 
 
 def test_target_that_is_a_file_is_refused(full: Full, tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(UsageError, match="not a directory"):
-        restore(open_repo(full.repo), full.snapshot, os.fsencode(tmp_path / "file"))
+        restore(full.open(), full.snapshot, os.fsencode(tmp_path / "file"))
 
 
 # ------------------------------------------------------------------------- hostile input
@@ -275,29 +278,31 @@ def _untouched(target: Path, outside: Path) -> None:
 
 @pytest.mark.parametrize("case", sorted(UNSAFE))
 def test_hostile_names_are_refused_before_anything_is_written(
-    repo: Repository, tmp_path: Path, case: str
+    repo: Repository, site: Site, tmp_path: Path, case: str
 ) -> None:
     snap = _hostile(repo, UNSAFE[case])
     target, outside = _jail(tmp_path)
     with pytest.raises(UnsafePathError, match="unsafe file name"):
-        restore(open_repo(tmp_path / "repo"), snap, os.fsencode(target))
+        restore(site.open("repo"), snap, os.fsencode(target))
     assert os.listdir(target) == []
     _untouched(target, outside)
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_duplicate_or_unsorted_names_are_refused(
-    repo: Repository, tmp_path: Path, case: str
+    repo: Repository, site: Site, tmp_path: Path, case: str
 ) -> None:
     snap = _hostile(repo, MALFORMED[case])
     target, outside = _jail(tmp_path)
     with pytest.raises(IntegrityError, match="not strictly sorted"):
-        restore(open_repo(tmp_path / "repo"), snap, os.fsencode(target))
+        restore(site.open("repo"), snap, os.fsencode(target))
     assert os.listdir(target) == []
     _untouched(target, outside)
 
 
-def test_a_hard_link_group_cannot_write_through_a_symlink(repo: Repository, tmp_path: Path) -> None:
+def test_a_hard_link_group_cannot_write_through_a_symlink(
+    repo: Repository, site: Site, tmp_path: Path
+) -> None:
     target, outside = _jail(tmp_path)
     link = {"links": 2, "inode": 7, "device": 1}
     snap = _hostile(
@@ -307,21 +312,21 @@ def test_a_hard_link_group_cannot_write_through_a_symlink(repo: Repository, tmp_
             {"name": "t", "type": "file", **link},
         ],
     )
-    restore(open_repo(tmp_path / "repo"), snap, os.fsencode(target))
+    restore(site.open("repo"), snap, os.fsencode(target))
     _untouched(target, outside)
     assert os.readlink(target / "t") == str(outside / "file")  # t is the link itself
 
 
 def test_cli_refuses_a_hostile_snapshot_with_exit_14(
-    repo: Repository, tmp_path: Path, run_cli: RunCli
+    repo: Repository, site: Site, tmp_path: Path, run_cli: RunCli
 ) -> None:
     snap = _hostile(repo, UNSAFE["nested-dotdot"])
     target, outside = _jail(tmp_path)
-    result = run_cli("restore", tmp_path / "repo", snap.id.hex(), "--target", target)
+    result = run_cli("restore", site.url("repo"), snap.id.hex(), "--target", target)
     assert_one_error_line(result, EXIT_UNSAFE, "unsafe file name", "..")
     _untouched(target, outside)
     dup = _hostile(repo, MALFORMED["symlink-then-dir"])
-    result = run_cli("restore", tmp_path / "repo", dup.id.hex(), "--target", target)
+    result = run_cli("restore", site.url("repo"), dup.id.hex(), "--target", target)
     assert_one_error_line(result, EXIT_INTEGRITY, "not strictly sorted")
     _untouched(target, outside)
 
@@ -330,15 +335,15 @@ def test_cli_refuses_a_hostile_snapshot_with_exit_14(
 
 
 @pytest.fixture
-def small(make_repo: MakeRepo, tmp_path: Path) -> Full:
+def small(make_repo: MakeRepo, site: Site, tmp_path: Path) -> Full:
     src = os.fsencode(tmp_path / "src")
     os.makedirs(os.path.join(src, b"sub", b"deeper"))
     write(os.path.join(src, b"top.txt"), b"top")
     write(os.path.join(src, b"sub", b"file"), b"in sub")
     write(os.path.join(src, b"sub", b"deeper", b"file"), b"deeper")
     make_repo()
-    snap = backup(open_repo(tmp_path / "repo"), BackupRequest(paths=(src,))).snapshot
-    return Full(tmp_path / "repo", src, snap)
+    snap = backup(site.open("repo"), BackupRequest(paths=(src,))).snapshot
+    return Full(site, src, snap)
 
 
 @pytest.mark.parametrize("where", ["first-component", "sub", "sub/deeper", "top.txt", "sub/file"])
@@ -356,9 +361,9 @@ def test_a_planted_symlink_in_the_target_is_not_followed(
     planted_to = outside / "file" if where.endswith(("txt", "file")) else outside
     os.symlink(planted_to, planted)
     with pytest.raises(UnsafePathError, match="refusing to follow"):
-        restore(open_repo(small.repo), small.snapshot, os.fsencode(target))
+        restore(small.open(), small.snapshot, os.fsencode(target))
     _untouched(target, outside)
-    result = run_cli("restore", small.repo, "latest", "--target", target)
+    result = run_cli("restore", small.url, "latest", "--target", target)
     assert_one_error_line(result, EXIT_UNSAFE, "refusing to follow")
     _untouched(target, outside)
     assert os.readlink(planted) == os.fsencode(planted_to)
@@ -368,7 +373,7 @@ def test_a_planted_symlink_in_the_target_is_not_followed(
 
 
 @pytest.fixture
-def many(make_repo: MakeRepo, tmp_path: Path) -> Full:
+def many(make_repo: MakeRepo, site: Site, tmp_path: Path) -> Full:
     """Small chunks in 64 KiB packs: files span many packs, packs hold many files."""
     src = os.fsencode(tmp_path / "src")
     j = os.path.join
@@ -385,8 +390,8 @@ def many(make_repo: MakeRepo, tmp_path: Path) -> Full:
     write(j(src, b"holey"), head + bytes(1 << 20) + tail + bytes(300_000))  # a trailing hole
     write(j(src, b"zeros"), bytes(200_000))
     make_repo(chunker=SMALL_CHUNKS, pack_size=64 << 10)
-    snap = backup(open_repo(tmp_path / "repo"), BackupRequest(paths=(src,))).snapshot
-    return Full(tmp_path / "repo", src, snap)
+    snap = backup(site.open("repo"), BackupRequest(paths=(src,))).snapshot
+    return Full(site, src, snap)
 
 
 @pytest.mark.parametrize(("workers", "serial_below"), [(1, 0), (2, 0), (7, 0), (3, 64 << 10)])
@@ -395,9 +400,7 @@ def test_many_packs_restore_exactly_with_any_number_of_workers(
 ) -> None:
     monkeypatch.setattr(restore_module, "PIECE_BYTES", 8 << 10)  # files span pieces too
     monkeypatch.setattr(restore_module, "SERIAL_BELOW", serial_below)  # 0: all in parallel
-    result = restore(
-        open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "out"), workers=workers
-    )
+    result = restore(many.open(), many.snapshot, os.fsencode(tmp_path / "out"), workers=workers)
     restored = _under(tmp_path / "out", many.src)
     assert_same_tree(many.src, restored)
     assert result.stats.packs_read >= 8
@@ -420,28 +423,27 @@ def test_files_closed_and_reopened_within_a_piece_restore_exactly(
                 piece.blobs.reverse()
 
     monkeypatch.setattr(restore_module, "_cut_pieces", cut_backwards)
-    restore(open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "out"), workers=2)
+    restore(many.open(), many.snapshot, os.fsencode(tmp_path / "out"), workers=2)
     assert_same_tree(many.src, _under(tmp_path / "out", many.src))
 
 
 def test_restore_over_an_earlier_restore_with_workers(many: Full, tmp_path: Path) -> None:
     target = os.fsencode(tmp_path / "out")
-    restore(open_repo(many.repo), many.snapshot, target, workers=3)
+    restore(many.open(), many.snapshot, target, workers=3)
     restored = _under(tmp_path / "out", many.src)
     write(os.path.join(restored, b"holey"), b"x" * (3 << 20))  # longer than the original
     write(os.path.join(restored, b"d1", b"f03"), b"")
-    result = restore(open_repo(many.repo), many.snapshot, target, workers=3, verify=True)
+    result = restore(many.open(), many.snapshot, target, workers=3, verify=True)
     assert result.mismatches == ()
     assert_same_tree(many.src, restored)
 
 
 def test_a_damaged_pack_stops_the_restore_and_is_named(many: Full, tmp_path: Path) -> None:
-    packs = sorted((many.repo / "data").rglob("*"))
-    damaged = [p for p in packs if p.is_file()][3]
-    flip(damaged, 100)
+    damaged = many.site.objects("repo", "data/")[3]
+    many.site.flip(damaged, 100)
     with pytest.raises(IntegrityError) as caught:
-        restore(open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "out"), workers=3)
-    assert damaged.name in str(caught.value)
+        restore(many.open(), many.snapshot, os.fsencode(tmp_path / "out"), workers=3)
+    assert damaged in str(caught.value)
 
 
 def test_the_first_error_in_a_worker_stops_the_others_and_keeps_its_type(
@@ -459,7 +461,7 @@ def test_the_first_error_in_a_worker_stops_the_others_and_keeps_its_type(
             time.sleep(0.01)
         return real_open_blob(self, entry, sealed, pack)
 
-    repo = open_repo(many.repo)
+    repo = many.open()
     monkeypatch.setattr(Repository, "open_blob", failing_open_blob)
     with pytest.raises(OSError) as caught:
         restore(repo, many.snapshot, os.fsencode(tmp_path / "out"), workers=4)
@@ -475,7 +477,7 @@ def test_progress_is_reported_in_the_calling_thread(many: Full, tmp_path: Path) 
         seen.append((threading.current_thread().name, stats.packs_read))
 
     result = restore(
-        open_repo(many.repo),
+        many.open(),
         many.snapshot,
         os.fsencode(tmp_path / "out"),
         workers=3,
@@ -487,7 +489,7 @@ def test_progress_is_reported_in_the_calling_thread(many: Full, tmp_path: Path) 
 
 def test_workers_must_be_positive(many: Full, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="workers"):
-        restore(open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "out"), workers=0)
+        restore(many.open(), many.snapshot, os.fsencode(tmp_path / "out"), workers=0)
 
 
 def test_verify_splits_large_files_and_reports_each_file_once(
@@ -495,7 +497,7 @@ def test_verify_splits_large_files_and_reports_each_file_once(
 ) -> None:
     monkeypatch.setattr(restore_module, "VERIFY_BYTES", 10_000)  # ranges of a few chunks
     result = restore(
-        open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "ok"), workers=3, verify=True
+        many.open(), many.snapshot, os.fsencode(tmp_path / "ok"), workers=3, verify=True
     )
     assert result.mismatches == ()
     real_write = restore_module.SparseWriter.write
@@ -507,7 +509,7 @@ def test_verify_splits_large_files_and_reports_each_file_once(
 
     monkeypatch.setattr(restore_module.SparseWriter, "write", corrupting_write)
     result = restore(
-        open_repo(many.repo), many.snapshot, os.fsencode(tmp_path / "bad"), workers=3, verify=True
+        many.open(), many.snapshot, os.fsencode(tmp_path / "bad"), workers=3, verify=True
     )
     assert len(result.mismatches) == 1
     assert "holey: content differs" in result.mismatches[0]

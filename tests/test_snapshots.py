@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import MakeRepo, open_repo
+from conftest import MakeRepo
 from trees import write
 
 from drvault.backup import BackupRequest, backup
@@ -16,6 +16,7 @@ from drvault.repository.repository import Repository
 from drvault.snapshot import NodeType
 from drvault.snapshot.document import Snapshot
 from drvault.snapshots import find, load, load_all, resolve, split_path, walk
+from tests.sites import Site
 
 
 def _save(repo: Repository, time_ns: int, paths: tuple[bytes, ...] = (b"/x",)) -> bytes:
@@ -98,15 +99,15 @@ def test_document_round_trip_keeps_non_utf8_paths(repo: Repository) -> None:
     assert loaded.packs == (bytes([5]) * 32,)
 
 
-def test_walk_and_find(make_repo: MakeRepo, tmp_path: Path) -> None:
+def test_walk_and_find(make_repo: MakeRepo, site: Site, tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "d" / "e").mkdir(parents=True)
     write(os.fsencode(src / "a"), b"A")
     write(os.fsencode(src / "d" / "b"), b"B")
     write(os.fsencode(src / "d" / "e" / "c"), b"C")
     make_repo()
-    snap = backup(open_repo(tmp_path / "repo"), BackupRequest(paths=(os.fsencode(src),))).snapshot
-    repo = open_repo(tmp_path / "repo")
+    snap = backup(site.open("repo"), BackupRequest(paths=(os.fsencode(src),))).snapshot
+    repo = site.open("repo")
     rel = os.fsencode(src).lstrip(b"/")
     paths = [e.path for e in walk(repo, snap.tree)]
     below = [p for p in paths if p.startswith(rel + b"/")]

@@ -14,6 +14,7 @@ from trees import GBK_NAME, describe
 
 from drvault.errors import EXIT_USAGE
 from drvault.snapshot import display_name
+from tests.sites import Site
 
 OTHER_PASSWORD = b"second operator"
 
@@ -23,23 +24,29 @@ class World:
     """One repository with two snapshots of a small tree, made through the CLI."""
 
     base: Path
-    repo: Path
+    site: Site
+    repo: str  # its URL
     src: Path
     password_file: Path
     init: dict[str, Any]
     first: dict[str, Any]
     second_out: str
 
-    def run(self, *args: str | os.PathLike[str], **kwargs: Any) -> CliResult:
+    def run(
+        self,
+        *args: str | os.PathLike[str],
+        env: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> CliResult:
         kwargs.setdefault("password_file", self.password_file)
-        return run_drvault(*args, cwd=self.base, **kwargs)
+        return run_drvault(*args, cwd=self.base, env={**self.site.env, **(env or {})}, **kwargs)
 
     def ids(self) -> list[str]:
         return [s["id"] for s in self.run("--json", "snapshots", self.repo).json()]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+def world(tmp_path_factory: pytest.TempPathFactory, module_site: Site) -> World:
     base = tmp_path_factory.mktemp("cli")
     password_file = base / "password"
     password_file.write_bytes(PASSWORD + b"\n")
@@ -51,10 +58,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     (src / "sub" / "c.txt").write_bytes(b"c")
     with open(os.path.join(os.fsencode(src), GBK_NAME), "wb") as f:
         f.write(b"gbk named")
-    repo = base / "repo"
+    repo = module_site.url("repo")
 
     def run(*args: str | os.PathLike[str]) -> CliResult:
-        return run_drvault(*args, cwd=base, password_file=password_file)
+        return run_drvault(*args, cwd=base, password_file=password_file, env=module_site.env)
 
     init = run("--json", "init", repo, "--kdf", CHEAP_KDF_OPTION, "--pack-size", "64K")
     assert init.code == 0, init
@@ -66,17 +73,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     (src / "a.txt").write_bytes(b"alpha, changed\n")
     second = run("backup", repo, src, "--set", "docs", "--host", "hostA", "--exclude", "*.tmp")
     assert second.code == 0, second
-    return World(base, repo, src, password_file, init.json(), first.json(), second.out)
+    return World(base, module_site, repo, src, password_file, init.json(), first.json(), second.out)
 
 
 def test_init_json_document(world: World) -> None:
     doc = world.init
-    assert doc["repository"] == str(world.repo)
+    assert doc["repository"] == world.repo
     assert len(doc["id"]) == 64 and len(doc["key"]) == 64
     assert doc["config"]["suite"] == "intl"
     assert doc["config"]["cipher"] == "aes-256-gcm"
     assert doc["config"]["pack_size"] == 64 * 1024
-    assert (world.repo / "keys" / doc["key"]).is_file()
+    assert world.site.objects("repo", "keys/") == [f"keys/{doc['key']}"]
 
 
 @pytest.mark.parametrize(
@@ -91,22 +98,22 @@ def test_init_json_document(world: World) -> None:
     ],
 )
 def test_init_human_and_suites(
-    run_cli: RunCli, tmp_path: Path, options: list[str], config: dict[str, str]
+    run_cli: RunCli, site: Site, options: list[str], config: dict[str, str]
 ) -> None:
-    human = run_cli("init", tmp_path / "h", "--kdf", CHEAP_KDF_OPTION, *options)
+    human = run_cli("init", site.url("h"), "--kdf", CHEAP_KDF_OPTION, *options)
     assert human.code == 0, human
     assert human.out.startswith("created repository ") and f"suite {config['suite']}" in human.out
-    doc = run_cli("--json", "init", tmp_path / "j", "--kdf", CHEAP_KDF_OPTION, *options).json()
+    doc = run_cli("--json", "init", site.url("j"), "--kdf", CHEAP_KDF_OPTION, *options).json()
     assert {k: doc["config"][k] for k in config} == config
 
 
 def test_init_rejects_a_disallowed_combination_listing_the_allowed(
-    run_cli: RunCli, tmp_path: Path
+    run_cli: RunCli, site: Site
 ) -> None:
-    result = run_cli("init", tmp_path / "r", "--suite", "gm", "--cipher", "aes-256-gcm")
+    result = run_cli("init", site.url("r"), "--suite", "gm", "--cipher", "aes-256-gcm")
     assert result.code == EXIT_USAGE
     assert "allows ciphers sm4-gcm" in result.err
-    assert not (tmp_path / "r").exists()
+    assert not site.exists("r")
 
 
 def test_backup_json_and_human(world: World) -> None:
@@ -208,8 +215,8 @@ def test_read_data_subsets_split_the_data_packs(world: World) -> None:
     assert verified("--read-data-subset", "1/1") == everything
 
 
-def test_key_add_list_remove(run_cli: RunCli, tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
+def test_key_add_list_remove(run_cli: RunCli, site: Site, tmp_path: Path) -> None:
+    repo = site.url("repo")
     first = run_cli("--json", "init", repo, "--kdf", CHEAP_KDF_OPTION).json()["key"]
     new_password = tmp_path / "new-password"
     new_password.write_bytes(OTHER_PASSWORD + b"\n")
@@ -219,7 +226,7 @@ def test_key_add_list_remove(run_cli: RunCli, tmp_path: Path) -> None:
     )  # fmt: skip
     assert added.code == 0, added
     second = added.json()["key"]
-    assert (repo / "keys" / second).is_file()
+    assert site.objects("repo", "keys/") == sorted([f"keys/{first}", f"keys/{second}"])
     listed = run_cli("--json", "key", "list", repo).json()
     assert {d["id"]: d["current"] for d in listed} == {first: True, second: False}
     human = run_cli("key", "list", repo, password_file=new_password).out.splitlines()
@@ -227,7 +234,7 @@ def test_key_add_list_remove(run_cli: RunCli, tmp_path: Path) -> None:
     removed = run_cli("--json", "key", "remove", repo, first[:12], password_file=new_password)
     assert removed.code == 0, removed
     assert removed.json() == {"removed": first}
-    assert sorted(os.listdir(repo / "keys")) == [second]
+    assert site.objects("repo", "keys/") == [f"keys/{second}"]
     assert run_cli("snapshots", repo).code == 11  # the old password no longer opens it
     assert run_cli("snapshots", repo, password_file=new_password).code == 0
     last = run_cli("key", "remove", repo, second, password_file=new_password)
@@ -276,10 +283,10 @@ def test_repository_and_password_from_the_environment(world: World, tmp_path: Pa
     assert same.code == 0 and json.loads(same.out)["path"] == f"{world.src}/a.txt"
 
 
-def test_backup_and_init_with_environment_only(run_cli: RunCli, tmp_path: Path) -> None:
+def test_backup_and_init_with_environment_only(run_cli: RunCli, site: Site, tmp_path: Path) -> None:
     password_file = tmp_path / "pw-env"
     password_file.write_bytes(b"from a file in the environment\n")
-    env = {"DRVAULT_REPOSITORY": str(tmp_path / "envrepo")}
+    env = {"DRVAULT_REPOSITORY": site.url("envrepo")}
     init = run_cli("init", "--kdf", CHEAP_KDF_OPTION, env=env, password_file=password_file)
     assert init.code == 0, init
     (tmp_path / "data").mkdir()
@@ -298,25 +305,28 @@ def test_backup_and_init_with_environment_only(run_cli: RunCli, tmp_path: Path) 
 # ------------------------------------------------------------------------------- --json
 
 
+# (world, a local directory, a site for new repositories) -> the command's arguments
 JSON_COMMANDS = {
-    "snapshots": lambda w, t: ["snapshots", w.repo],
-    "ls": lambda w, t: ["ls", w.repo, "latest"],
-    "restore": lambda w, t: ["restore", w.repo, "latest", "--target", t / "o"],
-    "check": lambda w, t: ["check", w.repo],
-    "check-read-data": lambda w, t: ["check", "--read-data", w.repo],
-    "check-subset": lambda w, t: ["check", "--read-data-subset", "1/2", w.repo],
-    "key-list": lambda w, t: ["key", "list", w.repo],
-    "selftest": lambda w, t: ["selftest"],
-    "init": lambda w, t: ["init", t / "new", "--kdf", CHEAP_KDF_OPTION],
-    "backup": lambda w, t: ["backup", t / "new-repo", w.src],
+    "snapshots": lambda w, t, s: ["snapshots", w.repo],
+    "ls": lambda w, t, s: ["ls", w.repo, "latest"],
+    "restore": lambda w, t, s: ["restore", w.repo, "latest", "--target", t / "o"],
+    "check": lambda w, t, s: ["check", w.repo],
+    "check-read-data": lambda w, t, s: ["check", "--read-data", w.repo],
+    "check-subset": lambda w, t, s: ["check", "--read-data-subset", "1/2", w.repo],
+    "key-list": lambda w, t, s: ["key", "list", w.repo],
+    "selftest": lambda w, t, s: ["selftest"],
+    "init": lambda w, t, s: ["init", s.url("new"), "--kdf", CHEAP_KDF_OPTION],
+    "backup": lambda w, t, s: ["backup", s.url("new-repo"), w.src],
 }
 
 
 @pytest.mark.parametrize("command", sorted(JSON_COMMANDS))
-def test_every_command_prints_one_json_document(world: World, tmp_path: Path, command: str) -> None:
+def test_every_command_prints_one_json_document(
+    world: World, site: Site, tmp_path: Path, command: str
+) -> None:
     if command == "backup":
-        assert world.run("init", tmp_path / "new-repo", "--kdf", CHEAP_KDF_OPTION).code == 0
-    result = world.run("--json", *JSON_COMMANDS[command](world, tmp_path))
+        assert world.run("init", site.url("new-repo"), "--kdf", CHEAP_KDF_OPTION).code == 0
+    result = world.run("--json", *JSON_COMMANDS[command](world, tmp_path, site), env=site.env)
     assert result.code == 0, result
     if command == "ls":
         docs = [json.loads(line) for line in result.out.splitlines()]
