@@ -1,14 +1,18 @@
 """Backup and restore throughput to each backend on loopback: local disk, S3 (a moto server)
 and SFTP (a private OpenSSH sshd), drvault side by side with restic on the same data.
 
-    python -m bench.backends [--scale 0.25] [--backends local,s3,sftp] [--tools drvault,restic]
+    python -m bench.backends [--scale 0.25] [--backends local,s3,sftp,sftp-30ms]
+                             [--tools drvault,restic]
 
 The data is the harness's bank SQL dump (``--scale 1.0`` is 537 MB); each tool backs it up
 into a fresh repository on each backend and restores it, and the restored tree is compared
 byte for byte with the source. The page cache is warm for the source (the subject is the
 transport, not the disk). MB/s = 1e6 bytes of source per second of wall time, process start
-included. moto keeps everything in one Python process, so S3 figures measure moto as much as
-the client: compare tools, not backends.
+included. ``sftp-30ms`` reaches the same sshd through a userspace proxy adding 15 ms each way
+(a 30 ms round trip, as to a remote park; the proxy itself caps throughput at a few tens of
+MB/s), which shows whether requests are kept in flight or serialised. moto keeps everything in
+one Python process, so S3 figures measure moto as much as the client: compare tools, not
+backends.
 """
 
 from __future__ import annotations
@@ -25,18 +29,33 @@ from typing import Any
 from bench.corpus import dir_size, ensure_dataset, stage_day1
 from bench.harness import DEFAULT_SEED, PageCache, step, verify_tree
 from bench.tools import Drvault, Restic, Run, Tool, ensure_peers, run, versions
+from tests.servers.proxy import FaultProxy
 from tests.servers.s3_server import MotoServer
 from tests.servers.sshd_server import SshdServer
 
-BACKENDS = ("local", "s3", "sftp")
+BACKENDS = ("local", "s3", "sftp", "sftp-30ms")
+RTT = 0.030  # the round trip added by the proxy of "sftp-30ms"
 TOOLS = ("drvault", "restic")
 
 
 class Remote:
     """Where one backend's repositories go, and what each tool needs to reach them."""
 
-    def __init__(self, kind: str, work: Path, moto: MotoServer | None, sshd: SshdServer | None):
-        self.kind, self.work, self.moto, self.sshd = kind, work, moto, sshd
+    def __init__(
+        self,
+        kind: str,
+        work: Path,
+        moto: MotoServer | None,
+        sshd: SshdServer | None,
+        proxy: FaultProxy | None = None,
+    ) -> None:
+        self.kind, self.work, self.moto, self.sshd, self.proxy = kind, work, moto, sshd, proxy
+        self.port = sshd.port if sshd else 0
+        self.known_hosts = sshd.known_hosts if sshd else Path()
+        if proxy is not None and sshd is not None:
+            self.port = proxy.port
+            self.known_hosts = work / f"known_hosts_{proxy.port}"
+            self.known_hosts.write_text(f"[127.0.0.1]:{proxy.port} {sshd.host_key_line()}\n")
 
     def repo(self, tool: str) -> str:
         if self.kind == "local":
@@ -49,7 +68,7 @@ class Remote:
         shutil.rmtree(path, ignore_errors=True)
         if tool == "restic":
             return f"sftp:{self.sshd.user}@{self.sshd.host}:{path}"
-        return self.sshd.url(f"bench-{tool}")
+        return f"sftp://{self.sshd.user}@{self.sshd.host}:{self.port}{path}"
 
     def env(self) -> dict[str, str]:
         if self.kind == "s3":
@@ -58,21 +77,21 @@ class Remote:
                 "AWS_SECRET_ACCESS_KEY": "bench",
                 "AWS_DEFAULT_REGION": "us-east-1",
             }
-        if self.kind == "sftp":
+        if self.kind.startswith("sftp"):
             assert self.sshd is not None
             return {
                 "DRVAULT_SFTP_KEY": str(self.sshd.key_path),
-                "DRVAULT_SFTP_KNOWN_HOSTS": str(self.sshd.known_hosts),
+                "DRVAULT_SFTP_KNOWN_HOSTS": str(self.known_hosts),
             }
         return {}
 
     def restic_options(self) -> list[str]:
-        if self.kind != "sftp":
+        if not self.kind.startswith("sftp"):
             return []
         assert self.sshd is not None
         ssh = (
-            f"ssh -p {self.sshd.port} -i {self.sshd.key_path} -o BatchMode=yes "
-            f"-o UserKnownHostsFile={self.sshd.known_hosts} "
+            f"ssh -p {self.port} -i {self.sshd.key_path} -o BatchMode=yes "
+            f"-o UserKnownHostsFile={self.known_hosts} "
             f"{self.sshd.user}@{self.sshd.host} -s sftp"
         )
         return ["-o", f"sftp.command={ssh}"]
@@ -150,12 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {"versions": versions(), "bytes": dir_size(data), "results": {}}
     print(f"data: {doc['bytes'] / 1e6:.1f} MB SQL dump; {cache.note}", flush=True)
     moto = MotoServer(work / "moto") if "s3" in backends else None
-    sshd = SshdServer(work / "sshd") if "sftp" in backends else None
+    sshd = SshdServer(work / "sshd") if any(b.startswith("sftp") for b in backends) else None
+    proxy = None
     if sshd is not None:
         sshd.start()
+        if "sftp-30ms" in backends:
+            proxy = FaultProxy(sshd.port, delay=RTT / 2).start()
     try:
         for kind in backends:
-            remote = Remote(kind, work, moto, sshd)
+            remote = Remote(kind, work, moto, sshd, proxy if kind == "sftp-30ms" else None)
             for name in tools:
                 repo = remote.repo(name)
                 if name == "drvault":
@@ -173,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     finally:
+        if proxy is not None:
+            proxy.stop()
         if sshd is not None:
             sshd.stop()
         if moto is not None:
