@@ -22,7 +22,7 @@ from pathlib import Path
 
 import paramiko
 
-from drvault.errors import PermanentError
+from drvault.errors import PermanentError, TransientError
 from drvault.transport.options import default_known_hosts
 
 
@@ -167,7 +167,10 @@ def authenticate(transport: paramiko.Transport, user: str, server: str, key: str
                 f"{server}: the server takes no public keys for {user} (it allows {allowed}); "
                 "drvault logs in with keys only"
             ) from exc
-        except paramiko.AuthenticationException:
+        except paramiko.AuthenticationException as exc:
+            if not transport.is_active() or "timeout" in str(exc).lower():
+                # no answer to the login, or the connection died: the link, not the key
+                raise TransientError(f"{server}: link lost during login ({exc})") from exc
             tried.append(label)
             continue
         if transport.is_authenticated():

@@ -98,3 +98,30 @@ def test_a_silent_link_cut_fails_backup_and_restore_with_link_lost(
         result = run_cli(*fast, "restore", url, "latest", "--target", tmp_path / "out", env=env)
         assert time.monotonic() - start < 30
         assert_one_error_line(result, EXIT_BACKEND, "link lost")
+
+
+def test_dropped_connections_are_retried_and_reported(
+    run_cli: RunCli, sshd_server: SshdServer, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    payload = os.urandom(40 << 20)
+    (src / "big.bin").write_bytes(payload)
+    with FaultProxy(sshd_server.port) as proxy:
+        url, env, _fast = _through_proxy(proxy, sshd_server, tmp_path)
+        assert run_cli("init", url, "--kdf", CHEAP_KDF_OPTION, env=env).code == 0
+        start = proxy.forwarded
+
+        def reset_twice() -> None:
+            for step in (1, 2):
+                while proxy.forwarded - start < step * (12 << 20):
+                    time.sleep(0.005)
+                proxy.reset()  # an RST mid-upload: the connection drops
+
+        threading.Thread(target=reset_twice, daemon=True).start()
+        result = run_cli("backup", url, src, env=env)
+        assert result.code == 0, result
+        assert "note: storage:" in result.err and "retries" in result.err, result.err
+        restored = run_cli("restore", url, "latest", "--target", tmp_path / "out", env=env)
+        assert restored.code == 0, restored
+    assert (tmp_path / "out" / src.relative_to("/") / "big.bin").read_bytes() == payload

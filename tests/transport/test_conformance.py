@@ -25,6 +25,10 @@ from tests.transport.faults import FlakyBackend
 
 # Fast retries: the flaky stack must recover within a test's time.
 FAST_RETRY = TransportOptions(retry_base=0.001, retry_max=0.01, retry_deadline=30.0)
+# Rate limits and a cap of one request at a time: the tightest stack still keeps every promise.
+LIMITED = TransportOptions(
+    limit_upload=256 << 20, limit_download=256 << 20, connections=1, retry_base=0.001
+)
 # A small multipart threshold so the big-object test crosses part boundaries on S3.
 SMALL_PARTS = TransportOptions(s3=S3Options(multipart_threshold=5 << 20, part_size=5 << 20))
 
@@ -37,6 +41,8 @@ KINDS = [
     "sftp+stack",
     "flaky-local+stack",
     "flaky-sftp+stack",
+    "local+limited",
+    "s3+limited",
 ]
 
 
@@ -57,7 +63,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     if base.startswith("flaky-"):
         b = FlakyBackend(raw, every=3)
     if wrapped:
-        b = stack(b, FAST_RETRY, Metrics())
+        b = stack(b, LIMITED if wrapped == "limited" else FAST_RETRY, Metrics())
     b.create()
     b.create()  # idempotent
     assert b.exists()
