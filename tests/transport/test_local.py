@@ -1,21 +1,19 @@
-"""The local backend keeps the promises of the Backend protocol (transport/base.py)."""
+"""The local backend keeps promises on disk that the conformance suite cannot see through the
+protocol: where files land, that no temporary file is left, names that would escape the root."""
 
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
 from drvault.errors import (
     AlreadyExistsError,
-    NotFoundError,
     PermanentError,
     UsageError,
 )
 from drvault.transport import LocalBackend, ObjectInfo, open_backend
-from drvault.transport.base import ShortReadError
 
 
 @pytest.fixture
@@ -40,58 +38,12 @@ def test_put_get_stat(backend: LocalBackend, tmp_path: Path) -> None:
     assert backend.location == str(tmp_path / "root")
 
 
-def test_ranged_get_and_short_reads(backend: LocalBackend) -> None:
-    backend.put("obj", b"0123456789")
-    assert backend.get("obj", 3) == b"3456789"
-    assert backend.get("obj", 3, 4) == b"3456"
-    assert backend.get("obj", 0, 10) == b"0123456789"
-    assert backend.get("obj", 10, 0) == b""
-    with pytest.raises(ShortReadError, match="truncated") as info:
-        backend.get("obj", 8, 4)
-    assert info.value.name == "obj"
-    assert isinstance(info.value, PermanentError)
-    with pytest.raises(ShortReadError):
-        backend.get("obj", 20, 1)
-
-
-def test_missing_objects(backend: LocalBackend) -> None:
-    with pytest.raises(NotFoundError):
-        backend.get("nope")
-    with pytest.raises(NotFoundError):
-        backend.get("dir/nope", 0, 5)
-    with pytest.raises(NotFoundError):
-        backend.stat("nope")
-    with pytest.raises(NotFoundError):
-        backend.delete("nope")
-
-
 def test_exclusive_put_is_create_if_absent(backend: LocalBackend, tmp_path: Path) -> None:
     backend.put("locks/one", b"first", exclusive=True)
     with pytest.raises(AlreadyExistsError):
         backend.put("locks/one", b"second", exclusive=True)
     assert backend.get("locks/one") == b"first"
     assert os.listdir(tmp_path / "root" / "locks") == ["one"]  # no temporary file left
-
-
-def test_exclusive_put_has_exactly_one_winner(backend: LocalBackend) -> None:
-    wins: list[int] = []
-    barrier = threading.Barrier(8)
-
-    def race(n: int) -> None:
-        barrier.wait()
-        try:
-            backend.put("locks/race", str(n).encode(), exclusive=True)
-            wins.append(n)
-        except AlreadyExistsError:
-            pass
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(wins) == 1
-    assert backend.get("locks/race") == str(wins[0]).encode()
 
 
 def test_list_yields_each_object_once_and_skips_temporaries(
@@ -113,14 +65,6 @@ def test_list_yields_each_object_once_and_skips_temporaries(
 
 def test_list_of_a_missing_root_is_empty(tmp_path: Path) -> None:
     assert list(LocalBackend(tmp_path / "absent").list("")) == []
-
-
-def test_delete(backend: LocalBackend) -> None:
-    backend.put("keys/k", b"slot")
-    backend.delete("keys/k")
-    with pytest.raises(NotFoundError):
-        backend.get("keys/k")
-    assert list(backend.list("keys/")) == []
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../outside", "data/../../outside", "a/../b"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -137,27 +136,6 @@ def test_exclusive_put_refuses_an_existing_object(s3_server: MotoServer) -> None
     assert b.stat("keys/big").size == 7 * MiB
     b.put("locks/one", b"third")  # a plain put replaces
     assert b.get("locks/one") == b"third"
-
-
-def test_exclusive_put_race_has_one_winner(backend: S3Backend) -> None:
-    wins: list[int] = []
-    barrier = threading.Barrier(8)
-
-    def race(n: int) -> None:
-        barrier.wait()
-        try:
-            backend.put("locks/race", str(n).encode(), exclusive=True)
-            wins.append(n)
-        except AlreadyExistsError:
-            pass
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(wins) == 1
-    assert backend.get("locks/race") == str(wins[0]).encode()
 
 
 def test_storage_class_by_kind_and_hint(s3_server: MotoServer) -> None:

@@ -20,7 +20,6 @@ import pytest
 from paramiko.sftp import CMD_DATA, CMD_STATUS, SFTP_EOF
 
 from drvault.errors import (
-    AlreadyExistsError,
     NotFoundError,
     PermanentError,
     TransientError,
@@ -226,31 +225,6 @@ def test_objects_live_as_files_under_the_root(backend: SftpBackend, sftp_url: st
             op()
     with pytest.raises(PermanentError, match="invalid object name"):
         backend.put("../escape", b"x")
-
-
-def test_exclusive_put_race_has_exactly_one_winner(backend: SftpBackend, sftp_url: str) -> None:
-    wins: list[int] = []
-    losses: list[int] = []
-    barrier = threading.Barrier(6)
-
-    def race(n: int) -> None:
-        barrier.wait()
-        try:
-            backend.put("locks/race", str(n).encode() * 1000, exclusive=True)
-            wins.append(n)
-        except AlreadyExistsError:
-            losses.append(n)
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(wins) == 1 and len(losses) == 5
-    assert backend.get("locks/race") == str(wins[0]).encode() * 1000
-    with pytest.raises(AlreadyExistsError, match="already exists"):
-        backend.put("locks/race", b"late", exclusive=True)
-    assert _tmp_files(Path(parse_sftp(sftp_url).path)) == []
 
 
 def test_temporary_files_are_skipped_and_none_are_left(backend: SftpBackend, sftp_url: str) -> None:
