@@ -162,6 +162,19 @@ class _PendingFile:
     job: Future[_FileRead] | None = None
 
 
+def _read_small(fd: int, expected: int) -> bytes:
+    """The whole content of a small regular file. A read returning fewer bytes than asked is
+    the end of a regular file, so an unchanged file takes one ``read``; a file that grew is
+    read to its end (the closing ``fstat`` reports the change)."""
+    data = os.read(fd, expected + 1)
+    if len(data) <= expected:
+        return data
+    parts = [data]
+    while more := os.read(fd, READ_BUFFER):
+        parts.append(more)
+    return b"".join(parts)
+
+
 class _Walker:
     def __init__(self, repo: Repository, request: BackupRequest, progress: Progress | None) -> None:
         self.repo = repo
@@ -440,16 +453,27 @@ class _Walker:
         except PermissionError:
             fd = os.open(path, _READ_FLAGS)
         size = 0
-        with os.fdopen(fd, "rb", buffering=0) as f:
+        try:
             before = os.fstat(fd)
             if before.st_ino != st.st_ino or not stat.S_ISREG(before.st_mode):
                 raise OSError(0, "replaced while being backed up")
-            # a buffer sized to the file: a large buffer costs more than a small file's read
-            buffer = max(self.chunker.params.max_size, min(st.st_size, READ_BUFFER))
-            for chunk in self.chunker.chunk_file(f, buffer_size=buffer):
-                size += len(chunk)
-                sink(chunk)
+            if st.st_size < self.chunker.params.max_size:
+                # one read of the whole file, no buffer of the maximum chunk size
+                data = _read_small(fd, st.st_size)
+                pieces = list(self.chunker.chunk_buffer(data))
+                for piece in pieces:
+                    size += len(piece)
+                    sink(data if len(pieces) == 1 else bytes(piece))
+            else:
+                # a buffer sized to the file: a large buffer costs more than a small file's read
+                buffer = max(self.chunker.params.max_size, min(st.st_size, READ_BUFFER))
+                with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
+                    for chunk in self.chunker.chunk_file(f, buffer_size=buffer):
+                        size += len(chunk)
+                        sink(chunk)
             after = os.fstat(fd)
+        finally:
+            os.close(fd)
         changed = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
             st.st_size,
             st.st_mtime_ns,

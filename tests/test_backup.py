@@ -152,28 +152,37 @@ GROW_AND_RUN = textwrap.dedent(
     """
     import os, sys
     from drvault.chunker import Chunker
-    real = Chunker.chunk_file
+    real, real_buffer = Chunker.chunk_file, Chunker.chunk_buffer
     victim = os.environ["VICTIM"]
-    def chunk_file(self, f, *, buffer_size=None):
+    def grow():
+        with open(victim, "ab") as out:
+            out.write(b"more")
+    def chunk_file(self, f, *, buffer_size=None):  # large files: streamed
         for n, chunk in enumerate(real(self, f, buffer_size=buffer_size)):
             if n == 0 and os.path.samefile(f"/proc/self/fd/{f.fileno()}", victim):
-                with open(victim, "ab") as out:
-                    out.write(b"more")
+                grow()
+            yield chunk
+    def chunk_buffer(self, buf):  # small files: read whole (the tree holds only the victim)
+        for n, chunk in enumerate(real_buffer(self, buf)):
+            if n == 0:
+                grow()
             yield chunk
     Chunker.chunk_file = chunk_file
+    Chunker.chunk_buffer = chunk_buffer
     from drvault.cli import main
     main(sys.argv[1:])
     """
 )
 
 
+@pytest.mark.parametrize("size", [200_000, 2_000_000])  # read whole / streamed
 def test_cli_exit_code_3_when_a_file_changed_while_read(
-    repo: Repository, site: Site, tmp_path: Path, run_cli: RunCli
+    repo: Repository, site: Site, tmp_path: Path, run_cli: RunCli, size: int
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
     victim = src / "growing.log"
-    victim.write_bytes(os.urandom(200_000))
+    victim.write_bytes(os.urandom(size))
     result = run_cli(
         "backup", site.url("repo"), src, code=GROW_AND_RUN, env={"VICTIM": str(victim)}
     )
