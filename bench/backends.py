@@ -28,7 +28,7 @@ from typing import Any
 
 from bench.corpus import dir_size, ensure_dataset, stage_day1
 from bench.harness import DEFAULT_SEED, PageCache, step, verify_tree
-from bench.tools import Drvault, Restic, Run, Tool, ensure_peers, run, versions
+from bench.tools import Drvault, Restic, Tool, ensure_peers, versions
 from tests.servers.proxy import FaultProxy
 from tests.servers.s3_server import MotoServer
 from tests.servers.sshd_server import SshdServer
@@ -79,10 +79,7 @@ class Remote:
             }
         if self.kind.startswith("sftp"):
             assert self.sshd is not None
-            return {
-                "DRVAULT_SFTP_KEY": str(self.sshd.key_path),
-                "DRVAULT_SFTP_KNOWN_HOSTS": str(self.known_hosts),
-            }
+            return self.sshd.env(self.known_hosts)
         return {}
 
     def restic_options(self) -> list[str]:
@@ -95,43 +92,6 @@ class Remote:
             f"{self.sshd.user}@{self.sshd.host} -s sftp"
         )
         return ["-o", f"sftp.command={ssh}"]
-
-
-class RemoteRestic(Restic):
-    def __init__(self, repo: str, cache: Path, options: list[str], env: dict[str, str]) -> None:
-        super().__init__(Path(repo), cache)
-        self.url, self.options = repo, options
-        self.env.update(env)
-
-    def _cmd(self, *args: str) -> list[str]:
-        return ["restic", "-r", self.url, *self.options, *args]
-
-    def init(self) -> Run:
-        return run(self._cmd("init"), self.env)
-
-    def backup(self, path: Path) -> Run:
-        return run(self._cmd("backup", "--quiet", str(path)), self.env)
-
-    def restore(self, target: Path) -> Run:
-        return run(self._cmd("restore", "latest", "--target", str(target)), self.env)
-
-
-class RemoteDrvault(Drvault):
-    def __init__(self, repo: str, env: dict[str, str]) -> None:
-        super().__init__(Path("/nonexistent"))
-        self.url = repo
-        self.env.update(env)
-
-    def init(self) -> Run:
-        r = run(self._cmd("--json", "init", self.url), self.env)
-        self.config = json.loads(r.stdout.strip().splitlines()[-1]).get("config", {})
-        return r
-
-    def backup(self, path: Path) -> Run:
-        return run(self._cmd("backup", self.url, str(path)), self.env)
-
-    def restore(self, target: Path) -> Run:
-        return run(self._cmd("restore", self.url, "latest", "--target", str(target)), self.env)
 
 
 def measure(tool: Tool, data: Path, target: Path, cache: PageCache) -> dict[str, Any]:
@@ -180,12 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             remote = Remote(kind, work, moto, sshd, proxy if kind == "sftp-30ms" else None)
             for name in tools:
                 repo = remote.repo(name)
-                if name == "drvault":
-                    tool: Tool = RemoteDrvault(repo, remote.env())
-                else:
-                    tool = RemoteRestic(
-                        repo, work / "restic-cache" / kind, remote.restic_options(), remote.env()
-                    )
+                tool: Tool = (
+                    Drvault(repo)
+                    if name == "drvault"
+                    else Restic(repo, work / "restic-cache" / kind, remote.restic_options())
+                )
+                tool.env.update(remote.env())
                 result = measure(tool, data, work / "restore", cache)
                 doc["results"].setdefault(kind, {})[name] = result
                 b, r = result["backup"], result["restore"]

@@ -101,8 +101,8 @@ class Tool:
     name = ""
     base_env: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, repo: Path, cache: Path | None = None) -> None:
-        self.repo = repo
+    def __init__(self, repo: Path | str, cache: Path | None = None) -> None:
+        self.repo = repo  # a directory, or a URL string for remote repositories
         self.cache = cache
         self.env = dict(self.base_env)
 
@@ -120,7 +120,9 @@ class Drvault(Tool):
     name = "drvault"
     base_env: ClassVar[dict[str, str]] = {"DRVAULT_PASSWORD": PASSWORD}
 
-    def __init__(self, repo: Path, chunk_avg: str | None = None, cache: Path | None = None) -> None:
+    def __init__(
+        self, repo: Path | str, chunk_avg: str | None = None, cache: Path | None = None
+    ) -> None:
         super().__init__(repo, cache)
         self.chunk_avg = chunk_avg
         self.config: dict[str, object] = {}
@@ -163,8 +165,11 @@ class Restic(Tool):
     name = "restic"
     base_env: ClassVar[dict[str, str]] = {"RESTIC_PASSWORD": PASSWORD}
 
-    def __init__(self, repo: Path, cache: Path | None = None) -> None:
+    def __init__(
+        self, repo: Path | str, cache: Path | None = None, options: list[str] | None = None
+    ) -> None:
         super().__init__(repo, cache)
+        self.options = options or []  # e.g. ["-o", "sftp.command=..."]
         if cache:
             self.env["RESTIC_CACHE_DIR"] = str(cache)
 
@@ -174,17 +179,17 @@ class Restic(Tool):
             "Poly1305; restore writes zeros (0.14 has no --sparse)"
         )
 
+    def _cmd(self, *args: str) -> list[str]:
+        return ["restic", "-r", str(self.repo), *self.options, *args]
+
     def init(self) -> Run:
-        return run(["restic", "-r", str(self.repo), "init"], self.env)
+        return run(self._cmd("init"), self.env)
 
     def backup(self, path: Path) -> Run:
-        return run(["restic", "-r", str(self.repo), "backup", "--quiet", str(path)], self.env)
+        return run(self._cmd("backup", "--quiet", str(path)), self.env)
 
     def restore(self, target: Path) -> Run:
-        return run(
-            ["restic", "-r", str(self.repo), "restore", "latest", "--target", str(target)],
-            self.env,
-        )
+        return run(self._cmd("restore", "latest", "--target", str(target)), self.env)
 
 
 class Borg(Tool):

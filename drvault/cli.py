@@ -25,16 +25,12 @@ from drvault.repository.config import ChunkerSettings
 from drvault.repository.keys import KdfParams, KeySlot
 from drvault.repository.repository import Repository
 from drvault.repository.suite import Suite
+from drvault.sizes import parse_rate, parse_size
 from drvault.snapshot import NodeType, display_name
 from drvault.snapshot.document import Snapshot
 from drvault.transport import Backend, open_backend
 from drvault.transport.metrics import Metrics
-from drvault.transport.options import (
-    TransportOptions,
-    apply_option,
-    from_environment,
-    parse_rate,
-)
+from drvault.transport.options import TransportOptions, apply_option, from_environment
 from drvault.transport.stack import stack
 from drvault.version import __version__
 
@@ -90,17 +86,6 @@ def backend_for(url: str) -> Backend:
 def open_repo(url: str, *, load_index: bool = True) -> Repository:
     password = get_password(_ctx().password_file)
     return Repository.open(backend_for(url), password, load_index=load_index)
-
-
-def parse_size(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    t = text.strip().lower().removesuffix("ib").removesuffix("b")
-    try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
-    except ValueError:
-        raise UsageError(f"invalid size {text!r} (examples: 64K, 1M)") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

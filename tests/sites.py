@@ -12,10 +12,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from drvault.repository.repository import Repository
 from drvault.transport import Backend, LocalBackend, open_backend
 from drvault.transport.options import S3Options, SftpOptions, TransportOptions
+
+if TYPE_CHECKING:  # imported at run time by pytest as plugins, not here
+    from tests.servers.s3_server import MotoServer
+    from tests.servers.sshd_server import SshdServer
 
 SITES = ("local", "s3", "sftp")
 PASSWORD = b"correct horse battery staple"
@@ -94,23 +99,19 @@ class Site:
         return original
 
 
-def make_site(kind: str, directory: Path, servers: object | None) -> Site:
+def make_site(kind: str, directory: Path, server: MotoServer | SshdServer | None) -> Site:
     """A fresh, empty site: ``directory`` for local disk, else a new bucket or directory on
-    the server fixture passed as ``servers``."""
+    the server fixture passed as ``server``."""
     if kind == "local":
         return Site("local", str(directory))
     if kind == "s3":
-        server = servers
-        bucket = server.new_bucket()  # type: ignore[attr-defined]
-        url = server.url(bucket, "")  # type: ignore[attr-defined]
+        moto = cast("MotoServer", server)
+        url = moto.url(moto.new_bucket(), "")
         return Site("s3", url.rstrip("/"), options=TransportOptions(s3=S3Options()))
     if kind == "sftp":
-        server = servers
-        url = server.url(f"site-{next(_serial)}-{directory.name}")  # type: ignore[attr-defined]
-        env = {
-            "DRVAULT_SFTP_KEY": str(server.key_path),  # type: ignore[attr-defined]
-            "DRVAULT_SFTP_KNOWN_HOSTS": str(server.known_hosts),  # type: ignore[attr-defined]
-        }
+        sshd = cast("SshdServer", server)
+        url = sshd.url(f"site-{next(_serial)}-{directory.name}")
+        env = sshd.env()
         sftp = SftpOptions(known_hosts=env["DRVAULT_SFTP_KNOWN_HOSTS"], key=env["DRVAULT_SFTP_KEY"])
         options = TransportOptions(sftp=sftp)
         return Site("sftp", url, env=env, options=options)

@@ -118,7 +118,7 @@ class Repository:
         self._pending_ids: set[bytes] = set()
         self._unindexed = _Pending()
         self._zstd = threading.local()  # zstd contexts are not thread-safe: one per thread
-        self._uploader = Uploader(min(backend.capabilities.connections, MAX_PACKS_IN_FLIGHT))
+        self._uploader = Uploader(self.parallel_pack_reads)  # uploads: the same bound
 
     # ----------------------------------------------------------------- creating and opening
 

@@ -8,11 +8,11 @@ are referenced by file or profile name, never inline.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from drvault.errors import UsageError
+from drvault.sizes import parse_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +51,6 @@ class TransportOptions:
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-_RATE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMG]?)(?:I?B)?(?:/S)?\s*$")
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def parse_rate(text: str) -> int:
-    """A rate in bytes per second: ``500K``, ``12M``, ``1.5G`` (binary units) or plain bytes."""
-    m = _RATE.match(text.upper())
-    value = float(m.group(1)) * _UNITS[m.group(2)] if m else 0.0
-    if value < 1:
-        raise UsageError(f"{text!r}: not a rate (examples: 500K, 12M, 1G bytes per second)")
-    return int(value)
 
 
 def _convert(key: str, current: object, text: str) -> object:

@@ -85,8 +85,6 @@ def _code(exc: bce.ClientError) -> tuple[str, int]:
 
 class S3Backend:
     def __init__(self, location: S3Location, options: S3Options) -> None:
-        if "@" in location.endpoint:  # the message must not echo the URL: it may hold a secret
-            raise UsageError("no credentials in S3 URLs; use a profile or a credentials file")
         self._where = location
         self._options = options
         self._bucket = location.bucket

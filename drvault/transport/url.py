@@ -41,6 +41,8 @@ def parse_s3(url: str) -> S3Location:
     parts = urlsplit(rest)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"{url}: expected s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]")
+    if "@" in parts.netloc:  # the message must not echo the URL: it may hold a secret
+        raise UsageError("no credentials in S3 URLs; use a profile or a credentials file")
     bucket, _, prefix = parts.path.strip("/").partition("/")
     if not bucket:
         raise UsageError(f"{url}: no bucket (expected s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX])")

@@ -56,7 +56,7 @@ def _through_proxy(
     known = tmp_path / "known_hosts_proxy"
     known.write_text(f"[127.0.0.1]:{proxy.port} {sshd.host_key_line()}\n")
     url = f"sftp://{sshd.user}@127.0.0.1:{proxy.port}{sshd.root}/cut-{tmp_path.name}"
-    env = {"DRVAULT_SFTP_KEY": str(sshd.key_path), "DRVAULT_SFTP_KNOWN_HOSTS": str(known)}
+    env = sshd.env(known)
     fast = ["-o", "sftp.link-timeout=3", "-o", "sftp.connect-timeout=3", "-o", "retry-deadline=4"]
     return url, env, fast
 

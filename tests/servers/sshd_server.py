@@ -90,6 +90,14 @@ class SshdServer:
     def url(self, subdir: str) -> str:
         return f"sftp://{self.user}@{self.host}:{self.port}{self.root}/{subdir}"
 
+    def env(self, known_hosts: Path | None = None) -> dict[str, str]:
+        """What a drvault process needs to reach this server: its key and a known_hosts file
+        (this server's own, or ``known_hosts`` for another port such as a proxy's)."""
+        return {
+            "DRVAULT_SFTP_KEY": str(self.key_path),
+            "DRVAULT_SFTP_KNOWN_HOSTS": str(known_hosts or self.known_hosts),
+        }
+
     def host_key_line(self) -> str:
         """The server's public key as ``TYPE BASE64`` (the ``.pub`` file without comment)."""
         kind, blob, *_ = self.host_key_path.with_suffix(".pub").read_text().split()
@@ -167,9 +175,9 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer
     except (SshdError, subprocess.CalledProcessError) as exc:
         server.stop()
         pytest.fail(f"cannot start sshd for the SFTP tests: {exc}")
-    saved = {k: os.environ.get(k) for k in ("DRVAULT_SFTP_KEY", "DRVAULT_SFTP_KNOWN_HOSTS")}
-    os.environ["DRVAULT_SFTP_KEY"] = str(server.key_path)
-    os.environ["DRVAULT_SFTP_KNOWN_HOSTS"] = str(server.known_hosts)
+    env = server.env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         yield server
     finally:

@@ -10,6 +10,7 @@ from conftest import RunCli
 from drvault.transport import Backend, LocalBackend
 from drvault.transport.probe import probe
 from drvault.transport.stack import Wrapper
+from tests.servers.sshd_server import SshdServer
 
 STEPS = [
     "reach",
@@ -78,12 +79,12 @@ def test_cli_transport_check_on_s3(run_cli: RunCli, s3_url: str) -> None:
     assert doc["upload_mb_s"] > 0 and doc["download_mb_s"] > 0
 
 
-def test_cli_transport_check_on_sftp(run_cli: RunCli, sftp_url: str, sshd_server: object) -> None:
-    env = {
-        "DRVAULT_SFTP_KEY": str(sshd_server.key_path),  # type: ignore[attr-defined]
-        "DRVAULT_SFTP_KNOWN_HOSTS": str(sshd_server.known_hosts),  # type: ignore[attr-defined]
-    }
-    result = run_cli("--json", "transport", "check", sftp_url, "--size", "2M", env=env)
+def test_cli_transport_check_on_sftp(
+    run_cli: RunCli, sftp_url: str, sshd_server: SshdServer
+) -> None:
+    result = run_cli(
+        "--json", "transport", "check", sftp_url, "--size", "2M", env=sshd_server.env()
+    )
     assert result.code == 0, result
     assert result.json()["ok"] is True
 
