@@ -51,6 +51,7 @@ class BackupRequest:
     force_read: bool = False  # read every file even when the parent says it is unchanged
     hostname: str = field(default_factory=socket.gethostname)
     workers: int | None = None  # threads hashing and compressing chunks (default: one per CPU)
+    time_ns: int | None = None  # the snapshot's time (default: when the backup starts)
 
 
 @dataclass
@@ -519,6 +520,7 @@ def backup(
     paths = normalize_paths(request.paths)
     parent = find_parent(repo, request, paths)
     walker = _Walker(repo, request, progress)
+    earlier_packs = len(repo.session_packs)  # packs of earlier backups through this object
     start = time.time_ns()
     root_parent = Node(name=b"/", type=NodeType.DIR, subtree=parent.tree) if parent else None
     try:
@@ -526,7 +528,7 @@ def backup(
     finally:
         walker.close()
     repo.flush()
-    packs = walker.packs | set(repo.session_packs)
+    packs = walker.packs | set(repo.session_packs[earlier_packs:])
     s = walker.stats
     summary = dataclasses.asdict(s) | {
         "blobs_new": repo.stats.blobs_new,
@@ -535,7 +537,7 @@ def backup(
         "duration_ns": time.time_ns() - start,
     }
     snapshot = Snapshot(
-        time_ns=start,
+        time_ns=request.time_ns if request.time_ns is not None else start,
         hostname=request.hostname,
         username=getpass.getuser(),
         paths=paths,

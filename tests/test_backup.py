@@ -274,3 +274,19 @@ def test_nested_and_repeated_paths_are_backed_up_once(
     assert result.stats.files_new == 1
     entry = find(site.open("repo"), result.snapshot.tree, os.fsencode(src / "sub"))
     assert entry is not None and entry.node.type == NodeType.DIR
+
+
+def test_pack_list_names_only_what_the_snapshot_reaches(tmp_path: Path, repo: Repository) -> None:
+    """Two backups through one Repository object: the second snapshot's keyless pack list (what
+    replication copies and what a DR center keeps) holds no pack only the first one needs."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "a.bin").write_bytes(os.urandom(256 << 10))
+    (second / "b.bin").write_bytes(os.urandom(256 << 10))
+    one = backup(repo, BackupRequest(paths=(bytes(first),))).snapshot
+    two = backup(repo, BackupRequest(paths=(bytes(second),))).snapshot
+    only_first = set(one.packs) - set(two.packs)
+    assert only_first, "the first snapshot's data packs are its own"
+    reopened = Repository.open(repo.backend, PASSWORD)
+    assert set(resolve(reopened, two.id.hex()).packs) == set(two.packs)
