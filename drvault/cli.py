@@ -12,8 +12,10 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from datetime import UTC
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -34,6 +36,10 @@ from drvault.transport.options import TransportOptions, apply_option, from_envir
 from drvault.transport.stack import stack
 from drvault.version import __version__
 
+if TYPE_CHECKING:
+    from drvault.policy.model import BackupSet, Center
+    from drvault.policy.model import Config as PolicyConfig
+
 
 @dataclass
 class Context:
@@ -43,6 +49,63 @@ class Context:
     password_file: str | None
     transport: TransportOptions
     metrics: Metrics
+    config_path: str | None = None
+    set_id: str | None = None  # --set: with --config, the backup set whose repository is meant
+    center_id: str | None = None  # --from: the center holding it (default: production)
+    _config: PolicyConfig | None = None
+
+    def config(self) -> PolicyConfig:
+        """The policy configuration (``--config``/DRVAULT_CONFIG), loaded once."""
+        if self._config is None:
+            if not self.config_path:
+                raise UsageError("this command needs --config FILE (or DRVAULT_CONFIG)")
+            from drvault.policy.load import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def backup_set(self, set_id: str) -> BackupSet:
+        config = self.config()
+        try:
+            return config.backup_set(set_id)
+        except KeyError:
+            known = ", ".join(s.id for s in config.sets)
+            raise UsageError(f"unknown backup set {set_id!r} (known: {known})") from None
+
+    def center(self, center_id: str) -> Center:
+        config = self.config()
+        try:
+            return config.center(center_id)
+        except KeyError:
+            known = ", ".join(c.id for c in config.centers)
+            raise UsageError(f"unknown center {center_id!r} (known: {known})") from None
+
+    def set_password_file(self) -> str | None:
+        """The password file of ``--set`` when the configuration names one, else the global."""
+        if self.config_path and self.set_id:
+            return self.backup_set(self.set_id).password_file or self.password_file
+        return self.password_file
+
+    def configured_repo(self) -> str | None:
+        """With --config and --set: the set's repository URL at --from (default production)."""
+        if not (self.config_path and self.set_id):
+            if self.center_id:
+                raise UsageError("--from needs --config FILE and --set SET")
+            return None
+        from drvault.centers import set_url
+
+        backup_set = self.backup_set(self.set_id)
+        return set_url(self.center(self.center_id or backup_set.production), backup_set.id)
+
+    def open_url(self, url: str) -> Backend:
+        """The wrapped backend of ``url``; the center's own options apply to a configured one."""
+        options = self.transport
+        if self.config_path and self.set_id and url == self.configured_repo():
+            from drvault.centers import center_options
+
+            backup_set = self.backup_set(self.set_id)
+            options = center_options(options, self.center(self.center_id or backup_set.production))
+        return stack(open_backend(url, options), options, self.metrics)
 
 
 def _ctx() -> Context:
@@ -60,6 +123,9 @@ def split_repo(args: tuple[str, ...], rest_min: int, usage: str) -> tuple[str, l
     """The repository (``--repo``/DRVAULT_REPOSITORY, else the first argument) and the rest."""
     ctx = _ctx()
     items = list(args)
+    configured = ctx.configured_repo()
+    if configured:
+        return configured, items
     if ctx.repo:
         if items and items[0] == ctx.repo and len(items) > rest_min:
             items.pop(0)  # given both ways: the same repository, not a path
@@ -71,7 +137,10 @@ def split_repo(args: tuple[str, ...], rest_min: int, usage: str) -> tuple[str, l
 
 def repo_url(repo: str | None, command: str) -> str:
     """The REPO argument of a command that takes nothing else, or ``--repo``."""
-    url = repo or _ctx().repo
+    configured = _ctx().configured_repo()
+    if configured and repo:
+        raise UsageError(f"drvault {command}: give REPO or --set, not both")
+    url = configured or repo or _ctx().repo
     if not url:
         raise UsageError(f"usage: drvault {command} REPO")
     return url
@@ -79,13 +148,50 @@ def repo_url(repo: str | None, command: str) -> str:
 
 def backend_for(url: str) -> Backend:
     """The backend for ``url`` wrapped in retry, metrics, concurrency cap and rate limits."""
-    ctx = _ctx()
-    return stack(open_backend(url, ctx.transport), ctx.transport, ctx.metrics)
+    return _ctx().open_url(url)
 
 
 def open_repo(url: str, *, load_index: bool = True) -> Repository:
-    password = get_password(_ctx().password_file)
+    password = get_password(_ctx().set_password_file())
     return Repository.open(backend_for(url), password, load_index=load_index)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _remember_set(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        obj = ctx.find_object(Context)
+        assert obj is not None
+        if param.name == "backup_set":
+            obj.set_id = value
+        else:
+            obj.center_id = value
+    return value
+
+
+def set_options(fn: F) -> F:
+    """``--set S`` and ``--from CENTER``: with --config, the repository is that set's at that
+    center (default: the production center) instead of a REPO argument."""
+    fn = click.option(
+        "--from",
+        "from_center",
+        default=None,
+        metavar="CENTER",
+        callback=_remember_set,
+        expose_value=False,
+        help="With --config and --set: the center whose copy is meant (default: production).",
+    )(fn)
+    return click.option(
+        "--set",
+        "backup_set",
+        default=None,
+        metavar="SET",
+        callback=_remember_set,
+        expose_value=False,
+        is_eager=True,
+        help="With --config: the backup set whose repository is meant.",
+    )(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -112,6 +218,14 @@ def open_repo(url: str, *, load_index: bool = True) -> Repository:
     metavar="KEY=VALUE",
     help="Transport option, e.g. s3.path-style=false, sftp.key=FILE, connections=8 (repeatable).",
 )
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="DRVAULT_CONFIG",
+    default=None,
+    help="Policy configuration: centers and backup sets (env DRVAULT_CONFIG).",
+)
 @click.option("--limit-upload", default=None, metavar="RATE", help="Upload limit, e.g. 20M (B/s).")
 @click.option(
     "--limit-download", default=None, metavar="RATE", help="Download limit, e.g. 50M (B/s)."
@@ -125,6 +239,7 @@ def cli(
     repo: str | None,
     password_file: str | None,
     options: tuple[str, ...],
+    config_path: str | None,
     limit_upload: str | None,
     limit_download: str | None,
 ) -> None:
@@ -137,7 +252,9 @@ def cli(
     if limit_download:
         transport = replace(transport, limit_download=parse_rate(limit_download))
     metrics = Metrics()
-    ctx.obj = Context(as_json, debug, repo or None, password_file, transport, metrics)
+    ctx.obj = Context(
+        as_json, debug, repo or None, password_file, transport, metrics, config_path or None
+    )
     ctx.call_on_close(lambda: _report_transport(metrics))
 
 
@@ -153,6 +270,7 @@ def _report_transport(metrics: Metrics) -> None:
 
 @cli.command()
 @click.argument("repo", required=False)
+@set_options
 @click.option("--suite", default="intl", show_default=True, help="Crypto suite: intl or gm.")
 @click.option("--cipher", default=None, help="intl: aes-256-gcm (default) or chacha20-poly1305.")
 @click.option("--id-hash", default=None, help="intl: blake3 (default) or hmac-sha256.")
@@ -176,14 +294,36 @@ def init(
     pack_size: str,
     kdf: str,
 ) -> None:
-    """Create an encrypted repository at REPO."""
+    """Create an encrypted repository at REPO (with --config: the --set's at production)."""
     url = repo_url(repo, "init")
+    ctx = _ctx()
+    if ctx.configured_repo():
+        given = [
+            name
+            for name in (
+                "suite",
+                "cipher",
+                "id_hash",
+                "chunk_avg",
+                "compression_level",
+                "pack_size",
+            )
+            if click.get_current_context().get_parameter_source(name)
+            == click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            flags = ", ".join("--" + n.replace("_", "-") for n in given)
+            raise UsageError(f"{flags}: with --set the repository settings come from the config")
+        settings = ctx.backup_set(ctx.set_id or "").repository
+        suite, cipher, id_hash = settings.suite, settings.cipher, settings.id_hash
+        chunk_avg, compression_level = str(settings.chunk_avg), settings.compression_level
+        pack_size = str(settings.pack_size)
     try:
         chunker = ChunkerSettings.for_average(parse_size(chunk_avg), canonical=canonical_chunker)
     except ValueError as exc:
         raise UsageError(f"--chunk-avg {chunk_avg}: {exc}") from None
     chosen = Suite.choose(suite, cipher, id_hash)
-    password = get_password(_ctx().password_file, confirm=True, prompt="New repository password")
+    password = get_password(ctx.set_password_file(), confirm=True, prompt="New repository password")
     r = Repository.init(
         backend_for(url),
         password,
@@ -209,13 +349,26 @@ def init(
 
 
 @cli.command()
-@click.argument("args", nargs=-1, required=True, metavar="[REPO] PATH...")
+@click.argument("args", nargs=-1, metavar="[REPO] PATH...")
 @click.option("--exclude", "-e", multiple=True, help="Glob to leave out (repeatable).")
 @click.option("--tag", multiple=True, help="Tag the snapshot (repeatable).")
-@click.option("--set", "backup_set", default=None, help="Backup set name recorded in the snapshot.")
+@click.option(
+    "--set",
+    "backup_set",
+    default=None,
+    callback=_remember_set,
+    help="Backup set: with --config its paths, excludes and repository; else a label.",
+)
 @click.option("--parent", default=None, help="Parent snapshot (default: latest of the same paths).")
 @click.option("--force", is_flag=True, help="Read every file even if unchanged since the parent.")
 @click.option("--host", default=None, help="Host name to record (default: this host).")
+@click.option(
+    "--time",
+    "at_time",
+    default=None,
+    metavar="TIME",
+    help="Record this time (ISO 8601, e.g. 2026-11-01T02:00:00Z) instead of now.",
+)
 def backup(
     args: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -224,16 +377,26 @@ def backup(
     parent: str | None,
     force: bool,
     host: str | None,
+    at_time: str | None,
 ) -> None:
-    """Back up PATH... into REPO as a new snapshot."""
+    """Back up PATH... into REPO as a new snapshot (with --config: --set SET, no arguments)."""
     from drvault.backup import BackupRequest, BackupStats
     from drvault.backup import backup as run_backup
     from drvault.snapshots import resolve
 
-    url, paths = split_repo(args, 1, "backup REPO PATH...")
+    ctx = _ctx()
+    if ctx.config_path and backup_set:
+        if args:
+            raise UsageError("with --config and --set the paths come from the set: no arguments")
+        chosen = ctx.backup_set(backup_set)
+        url, paths = repo_url(None, "backup"), list(chosen.paths)
+        exclude = chosen.excludes + exclude
+        tag = chosen.tags + tag
+    else:
+        url, paths = split_repo(args, 1, "backup REPO PATH...")
     repo = open_repo(url)
     parent_id = resolve(repo, parent).id if parent else None
-    line = ProgressLine(None if not _ctx().json else False)
+    line = ProgressLine(None if not ctx.json else False)
 
     def progress(stats: BackupStats, path: bytes) -> None:
         line.update(
@@ -249,6 +412,7 @@ def backup(
         parent=parent_id,
         force_read=force,
         hostname=host or socket.gethostname(),
+        time_ns=parse_time_ns(at_time) if at_time else None,
     )
     result = run_backup(repo, request, progress)
     line.done()
@@ -264,6 +428,19 @@ def backup(
     )
     if result.partial:
         sys.exit(errors.EXIT_PARTIAL)
+
+
+def parse_time_ns(text: str) -> int:
+    """An ISO 8601 time (naive means UTC) as nanoseconds since the epoch."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--time {text}: expected ISO 8601, e.g. 2026-11-01T02:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def _resolve(repo: Repository, ref: str) -> Snapshot:
@@ -301,6 +478,7 @@ def _snapshot_doc(s: Snapshot) -> dict[str, Any]:
 
 @cli.command()
 @click.argument("repo", required=False)
+@set_options
 def snapshots(repo: str | None) -> None:
     """List the snapshots in REPO, oldest first."""
     from drvault.snapshots import load_all
@@ -328,6 +506,7 @@ def snapshots(repo: str | None) -> None:
 
 @cli.command("ls")
 @click.argument("args", nargs=-1, required=True, metavar="[REPO] SNAPSHOT [PATH]")
+@set_options
 @click.option("-l", "--long", "long_format", is_flag=True, help="Mode, owner, size, time.")
 def ls_command(args: tuple[str, ...], long_format: bool) -> None:
     """List the files of SNAPSHOT (ID, unique prefix or 'latest'), optionally below PATH."""
@@ -380,6 +559,7 @@ def ls_command(args: tuple[str, ...], long_format: bool) -> None:
 
 @cli.command()
 @click.argument("args", nargs=-1, required=True, metavar="[REPO] SNAPSHOT")
+@set_options
 @click.option("--target", "-t", required=True, type=click.Path(), help="Directory to restore into.")
 @click.option("--include", "-i", multiple=True, help="Restore only this path (repeatable).")
 @click.option(
@@ -441,6 +621,7 @@ def restore(
 
 @cli.command()
 @click.argument("repo", required=False)
+@set_options
 @click.option("--read-data", is_flag=True, help="Decrypt and verify every blob.")
 @click.option(
     "--read-data-subset", default=None, metavar="N/M", help="Verify blobs of pack subset N of M."
@@ -597,6 +778,9 @@ def selftest() -> None:
     if not all(o.ok for o in outcomes):
         sys.exit(errors.EXIT_INTERNAL)
 
+
+# The commands of the three centers live in their own module and register on ``cli``.
+from drvault import cli_centers  # noqa: E402, F401
 
 # ----------------------------------------------------------------------------------- main
 

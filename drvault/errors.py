@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_NONCOMPLIANT = 4
 EXIT_NO_REPOSITORY = 10
 EXIT_BAD_PASSWORD = 11
 EXIT_LOCKED = 12
@@ -24,6 +25,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_INTERNAL: "internal error (a bug: rerun with --debug and report it)",
     EXIT_USAGE: "usage error: bad arguments, options or configuration",
     EXIT_PARTIAL: "backup saved, but some files changed while being read or could not be read",
+    EXIT_NONCOMPLIANT: "a backup set is out of compliance (status, policy check)",
     EXIT_NO_REPOSITORY: "repository missing, not a drvault repository, or already exists",
     EXIT_BAD_PASSWORD: "wrong password: no key slot opens with it",
     EXIT_LOCKED: "repository is locked by another process",

@@ -17,6 +17,7 @@ command -v gcc >/dev/null || apt_packages+=(gcc libc6-dev)
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
 if [ "$want_test" = test ]; then
   [ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server)
+  command -v tc >/dev/null || apt_packages+=(iproute2)  # network namespaces for link shaping
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${apt_packages[*]}" >&2

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The main job end to end on an embedded default: make a sample data set (with a GBK file
-# name, a hard link, a symlink, a sparse file), back it up into a local repository, change it,
-# back it up again (incremental), list, restore with verification, compare, check every blob.
+# The main job end to end on an embedded default: three local directories play the production
+# center (Guangzhou), a same-city DR center and a remote DR center (Dongjiang Lake, Zixing),
+# as declared in configs/demo.yaml. Make a sample data set (a GBK file name, a hard link, a
+# symlink, a sparse file), back it up at production, replicate it keylessly to both DR centers,
+# change it and do it again (only new data travels), judge compliance, then restore from the
+# remote center and compare, and check every blob there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 
-work=${DRVAULT_DEMO_DIR:-$(mktemp -d /tmp/drvault-demo.XXXXXX)}
-mkdir -p "$work"
-src="$work/data" repo="$work/repo" out="$work/restore"
-rm -rf "$src" "$repo" "$out"
-mkdir -p "$src/db" "$src/docs"
+work=${DRVAULT_DEMO_DIR:-/tmp/drvault-demo}
+rm -rf "$work"
+mkdir -p "$work/data/db" "$work/data/docs" "$work/centers"
+src="$work/data" out="$work/restore"
 printf 'demo-password\n' > "$work/password"
-export DRVAULT_PASSWORD_FILE="$work/password"
+sed "s|/tmp/drvault-demo|$work|g" configs/demo.yaml > "$work/drvault.yaml"
+export DRVAULT_CONFIG="$work/drvault.yaml"
 
 python - "$src" <<'PY'
 import os, random, sys
@@ -31,14 +34,19 @@ with open(os.path.join(src, b"vm.img"), "wb") as f:
 PY
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
-step drvault init "$repo" --kdf n=16384
-step drvault backup "$repo" "$src" --tag demo
+step drvault policy check
+step drvault init --set demo-ledger --kdf n=16384
+step drvault backup --set demo-ledger
+step drvault replicate --all
 printf "INSERT INTO ledger VALUES (200000, 'acct-999999', 1);\n" >> "$src/db/ledger.sql"
-step drvault backup "$repo" "$src" --tag demo
-step drvault snapshots "$repo"
-step drvault ls "$repo" latest "$src/docs"
-step drvault restore "$repo" latest --target "$out" --verify
+step drvault backup --set demo-ledger
+step drvault replicate --all
+step drvault replicate --all
+step drvault status
+step drvault snapshots --set demo-ledger --from remote
+step drvault restore --set demo-ledger --from remote latest --target "$out" --verify
 step diff -r "$src" "$out$src"
-step drvault check "$repo" --read-data
+step drvault check --set demo-ledger --from remote --read-data
+step grep -E '^drvault_(replication_bytes_total|compliance_ok)' "$work/state/drvault.prom"
 echo
-echo "demo OK: restored bytes equal the source; repository in $repo"
+echo "demo OK: the remote center's copy restores byte-exactly; centers in $work/centers"

@@ -52,7 +52,7 @@ COMMANDS = ["snapshots", "ls", "restore", "check", "backup", "key-list", "key-re
 
 
 def test_exit_codes_are_documented() -> None:
-    assert {0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 130} == set(EXIT_CODES)
+    assert {0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 130} == set(EXIT_CODES)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -109,7 +109,7 @@ def test_truncated_config(run_cli: RunCli, site: Site, repo: str) -> None:
         (["frobnicate"], "frobnicate"),
         (["restore", "{repo}", "latest"], "--target"),
         (["restore", "{repo}", "--target", "{target}"], "usage: drvault restore"),
-        (["backup"], "Missing argument"),
+        (["backup"], "usage: drvault backup"),
         (["ls", "{repo}", "latest", "/a", "/b"], "usage: drvault ls"),
         (["check", "{repo}", "--read-data-subset", "3/2"], "1 <= N <= M"),
         (["check", "{repo}", "--read-data-subset", "half"], "N/M"),

@@ -1,0 +1,332 @@
+"""Commands of the three centers: ``replicate``, ``status`` and ``policy check``.
+
+They read the policy configuration (``--config``), call one service each (``replicate()``,
+``observe()`` + ``evaluate()``, ``topology_checks()``) and render text or ``--json``. Cron runs
+them: every run logs one line per (set, center) on standard error, and the exit code is the
+worst outcome (0 ok, 4 out of compliance, 12 another run holds a lock, 13 damaged source, 15 a
+center unreachable).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from drvault import errors
+from drvault.cli import _ctx, cli, emit
+from drvault.durations import format_duration
+from drvault.errors import DrvaultError, IntegrityError, UsageError
+from drvault.password import get_password
+from drvault.policy.checks import Check
+from drvault.policy.model import BackupSet, Config
+from drvault.progress import human_bytes
+
+
+def _sets(config: Config, set_ids: tuple[str, ...], every: bool, command: str) -> list[BackupSet]:
+    ctx = _ctx()
+    if set_ids and every:
+        raise UsageError(f"drvault {command}: give --set or --all, not both")
+    if set_ids:
+        return [ctx.backup_set(s) for s in set_ids]
+    return list(config.sets)
+
+
+def _exit_code(failures: list[DrvaultError]) -> int:
+    if not failures:
+        return errors.EXIT_OK
+    codes = {f.exit_code for f in failures}
+    for code in (errors.EXIT_INTEGRITY, errors.EXIT_BACKEND, errors.EXIT_LOCKED):
+        if code in codes:
+            return code
+    return max(codes)
+
+
+# ------------------------------------------------------------------------------ replicate
+
+
+@cli.command()
+@click.option("--set", "set_ids", multiple=True, metavar="SET", help="Only this set (repeatable).")
+@click.option("--to", "to_centers", multiple=True, metavar="CENTER", help="Only this center.")
+@click.option("--all", "every", is_flag=True, help="Every backup set to every center holding it.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=None, help="Packs in flight.")
+def replicate(
+    set_ids: tuple[str, ...], to_centers: tuple[str, ...], every: bool, parallel: int | None
+) -> None:
+    """Copy new snapshots of each set from production to its DR centers, keylessly."""
+    from drvault.centers import open_center
+    from drvault.replicate import replicate as run_replicate
+    from drvault.runstate import record_run
+
+    ctx = _ctx()
+    config = ctx.config()
+    if not set_ids and not every:
+        raise UsageError("drvault replicate: name --set SET (repeatable) or --all")
+    for center_id in to_centers:
+        ctx.center(center_id)
+    sets = _sets(config, set_ids, every, "replicate")
+    state_dir = Path(config.state_dir)
+    failures: list[DrvaultError] = []
+    report: dict[str, Any] = {}
+    total = 0
+    for backup_set in sets:
+        copies = [c for c in backup_set.copies if not to_centers or c.center in to_centers]
+        if set_ids and to_centers and not copies:
+            raise UsageError(f"set {backup_set.id} is not copied to {', '.join(to_centers)}")
+        if not copies:
+            continue
+        source_center = config.center(backup_set.production)
+        with _Locks(state_dir, backup_set.id, [c.center for c in copies]) as locks:
+            for center_id, exc in locks.refused.items():
+                failures.append(exc)
+                report.setdefault(backup_set.id, {})[center_id] = _target_doc(None, exc)
+                _log(backup_set.id, center_id, f"skipped: {exc}")
+            names = [c for c in locks.held]
+            if not names:
+                continue
+            source = open_center(source_center, backup_set.id, ctx.transport, ctx.metrics)
+            targets = {
+                n: open_center(ctx.center(n), backup_set.id, ctx.transport, ctx.metrics)
+                for n in names
+            }
+            started = time.time()
+            try:
+                results = run_replicate(source, targets, parallel=parallel)
+            except DrvaultError as exc:  # the source itself failed: every target is affected
+                for n in names:
+                    record_run(
+                        state_dir, backup_set.id, n, ok=False, bytes_sent=0,
+                        seconds=time.time() - started, error=str(exc), now=started,
+                    )  # fmt: skip
+                    _log(backup_set.id, n, f"FAILED: {exc}")
+                    report.setdefault(backup_set.id, {})[n] = _target_doc(None, exc)
+                failures.append(exc)
+                continue
+            finally:
+                source.close()
+                for t in targets.values():
+                    t.close()
+            for n, result in results.items():
+                if result.error is None and result.skipped:
+                    result.error = IntegrityError(
+                        f"{backup_set.id} at {source_center.id}",
+                        f"{len(result.skipped)} snapshot(s) not replicated: {result.skipped[0]}",
+                    )
+                ok = result.error is None
+                record_run(
+                    state_dir, backup_set.id, n, ok=ok, bytes_sent=result.bytes_sent,
+                    seconds=result.seconds, error=None if ok else str(result.error),
+                    now=started,
+                )  # fmt: skip
+                total += result.bytes_sent
+                if result.error is not None:
+                    failures.append(result.error)
+                    _log(backup_set.id, n, f"FAILED after {human_bytes(result.bytes_sent)}: "
+                         f"{result.error}")  # fmt: skip
+                else:
+                    _log(
+                        backup_set.id,
+                        n,
+                        f"ok: {result.snapshots_sent} snapshot(s), {result.packs_sent} pack(s), "
+                        f"{human_bytes(result.bytes_sent)} in {result.seconds:.1f} s; "
+                        f"{result.snapshots_present} snapshot(s) there",
+                    )
+                for skipped in result.skipped:
+                    click.echo(f"warning: {backup_set.id} -> {n}: {skipped}", err=True)
+                report.setdefault(backup_set.id, {})[n] = _target_doc(result, result.error)
+    _export_metrics(config)
+    pairs = sum(len(v) for v in report.values())
+    emit(
+        f"replicate: {pairs} (set, center) pair(s), {human_bytes(total)} transferred"
+        + (f", {len(failures)} failed" if failures else ""),
+        {"ok": not failures, "bytes_transferred": total, "sets": report},
+    )
+    code = _exit_code(failures)
+    if code:
+        raise SystemExit(code)
+
+
+def _target_doc(result: Any, error: DrvaultError | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "ok": error is None,
+        "error": None if error is None else str(error),
+        "bytes_transferred": 0,
+    }
+    if result is not None:
+        doc.update(
+            bytes_transferred=result.bytes_sent,
+            snapshots_sent=result.snapshots_sent,
+            snapshots_present=result.snapshots_present,
+            packs_sent=result.packs_sent,
+            index_sent=result.index_sent,
+            seconds=round(result.seconds, 3),
+            skipped=list(result.skipped),
+        )
+    return doc
+
+
+def _log(set_id: str, center_id: str, message: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    click.echo(f"{stamp} replicate {set_id} -> {center_id}: {message}", err=True)
+
+
+class _Locks:
+    """One run lock per (set, target); a target another run holds is skipped, not waited on."""
+
+    def __init__(self, state_dir: Path, set_id: str, centers: list[str]) -> None:
+        self.state_dir, self.set_id, self.centers = state_dir, set_id, centers
+        self.held: list[str] = []
+        self.refused: dict[str, DrvaultError] = {}
+        self._locks: list[Any] = []
+
+    def __enter__(self) -> _Locks:
+        from drvault.runlock import RunLock
+
+        for center_id in self.centers:
+            lock = RunLock(self.state_dir, f"replicate--{self.set_id}--{center_id}")
+            try:
+                lock.__enter__()
+            except errors.LockedError as exc:
+                self.refused[center_id] = exc
+                continue
+            self._locks.append(lock)
+            self.held.append(center_id)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for lock in self._locks:
+            lock.__exit__(None, None, None)
+
+
+def _export_metrics(config: Config) -> None:
+    if config.metrics_file:
+        from drvault.metrics_export import export
+
+        export(config, time.time())
+
+
+# --------------------------------------------------------------------------------- status
+
+
+@cli.command()
+@click.option("--set", "set_ids", multiple=True, metavar="SET", help="Only this set (repeatable).")
+@click.option(
+    "--at", "at_time", default=None, metavar="TIME", help="Judge as of TIME (ISO 8601) not now."
+)
+def status(set_ids: tuple[str, ...], at_time: str | None) -> None:
+    """Is each backup set compliant? Computed from what every center holds right now."""
+    from drvault.centers import open_center
+    from drvault.cli import parse_time_ns
+    from drvault.observe import observe
+    from drvault.policy.compliance import evaluate
+
+    ctx = _ctx()
+    config = ctx.config()
+    now = parse_time_ns(at_time) / 1e9 if at_time else time.time()
+    docs = []
+    lines = []
+    statuses = []
+    for backup_set in _sets(config, set_ids, False, "status"):
+        password = get_password(backup_set.password_file or ctx.password_file)
+        state = observe(
+            config,
+            backup_set,
+            lambda c, s=backup_set.id: open_center(c, s, ctx.transport, ctx.metrics),  # type: ignore[misc]
+            password,
+        )
+        result = evaluate(config, backup_set, state, now)
+        statuses.append((backup_set, state, result))
+        lines.append(
+            f"{backup_set.id}: {result.verdict.upper()}  "
+            f"(GB/T 20988 data-backup element: level {result.level.level}"
+            + (f", {result.required_level} required" if result.required_level else "")
+            + f"; limited by: {result.level.limiting}"
+            + (
+                f"; judged over {format_duration(result.level.window_days * 86400)} of history"
+                if result.level.window_days < config.thresholds.level_window_days
+                else ""
+            )
+            + ")"
+        )
+        for copy in state.copies:
+            age = "no snapshot" if copy.newest is None else format_duration(now - copy.newest)
+            where = (
+                f"unreachable: {copy.error}"
+                if not copy.reachable
+                else f"{len(copy.snapshot_times)} snapshot(s)"
+            )
+            lines.append(f"  {copy.center:<16} newest {age:<12} {where}")
+        for check in result.checks:
+            lines.append(f"  {_mark(check)}  {check.id:<15} {_about(check)}{check.reason}")
+        docs.append(
+            {
+                "set": backup_set.id,
+                "verdict": result.verdict,
+                "compliant": result.compliant,
+                "level": asdict(result.level),
+                "required_level": result.required_level,
+                "centers": [
+                    {
+                        "center": c.center,
+                        "reachable": c.reachable,
+                        "exists": c.exists,
+                        "error": c.error,
+                        "snapshots": len(c.snapshot_times),
+                        "newest": c.newest,
+                        "age_seconds": None if c.newest is None else round(now - c.newest, 3),
+                        "suite": c.suite,
+                    }
+                    for c in state.copies
+                ],
+                "checks": [asdict(c) for c in result.checks],
+            }
+        )
+    compliant = all(r.compliant for _, _, r in statuses)
+    if config.metrics_file or Path(config.state_dir).exists():
+        from drvault.metrics_export import save_status
+
+        save_status(Path(config.state_dir), docs, now)
+    _export_metrics(config)
+    emit("\n".join(lines), {"compliant": compliant, "time": now, "sets": docs})
+    if not compliant:
+        raise SystemExit(errors.EXIT_NONCOMPLIANT)
+
+
+def _mark(check: Check) -> str:
+    return {"pass": "pass", "warn": "WARN", "fail": "FAIL", "n/a": "n/a "}[check.verdict]
+
+
+def _about(check: Check) -> str:
+    return f"{check.center}: " if check.center else ""
+
+
+# --------------------------------------------------------------------------------- policy
+
+
+@cli.group()
+def policy() -> None:
+    """Validate the policy configuration."""
+
+
+@policy.command("check")
+def policy_check() -> None:
+    """Load the configuration and judge the declared topology of every backup set."""
+    from drvault.policy.declared import declared_checks
+
+    config = _ctx().config()
+    lines = [f"{config.path}: {len(config.centers)} centers, {len(config.sets)} backup sets"]
+    docs = []
+    ok = True
+    for backup_set in config.sets:
+        checks = declared_checks(config, backup_set)
+        bad = any(c.verdict == "fail" for c in checks)
+        ok = ok and not bad
+        lines.append(f"{backup_set.id}: {'FAIL' if bad else 'ok'}")
+        lines.extend(f"  {_mark(c)}  {c.id:<15} {_about(c)}{c.reason}" for c in checks)
+        docs.append({"set": backup_set.id, "ok": not bad, "checks": [asdict(c) for c in checks]})
+    emit("\n".join(lines), {"ok": ok, "path": config.path, "sets": docs})
+    if not ok:
+        raise SystemExit(errors.EXIT_NONCOMPLIANT)

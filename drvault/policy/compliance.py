@@ -1,0 +1,187 @@
+"""Is a backup set compliant right now? Checks computed from observed state and an explicit now.
+
+Every check says pass / warn / fail / n/a with its reason. The centers that count as holding a
+copy are the ones where a snapshot of the set was found, never the ones the configuration
+names; the configuration supplies only the rules (RPO per copy, thresholds, classification).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drvault.durations import format_duration
+from drvault.policy.checks import Check, Verdict, worst
+from drvault.policy.level import LevelEstimate, estimate
+from drvault.policy.model import BackupSet, Config
+from drvault.policy.state import CopyState, SetState
+from drvault.policy.topology import topology_checks
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    set_id: str
+    checks: tuple[Check, ...]
+    level: LevelEstimate
+    required_level: int | None
+
+    @property
+    def verdict(self) -> Verdict:
+        return worst(self.checks)
+
+    @property
+    def compliant(self) -> bool:
+        return self.verdict != "fail"
+
+
+def required_level(config: Config, backup_set: BackupSet) -> int | None:
+    """The set's target, else what CBRC 2010 Art. 7 asks of a bank's important systems."""
+    if backup_set.target_dr_level is not None:
+        return backup_set.target_dr_level
+    if config.profile.sector == "bank" and backup_set.classification in ("core", "important"):
+        if config.profile.bank_tier == "large_cross_province":
+            return 5
+        if config.profile.bank_tier == "other":
+            return 4
+    return None
+
+
+def evaluate(config: Config, backup_set: BackupSet, state: SetState, now: float) -> SetStatus:
+    checks: list[Check] = []
+    holders = []
+    for center in config.holders(backup_set):
+        copy = state.copy(center.id)
+        if copy is not None and copy.snapshot_times:
+            holders.append(center)
+    checks.extend(_reachability(state))
+    checks.extend(topology_checks(config, backup_set, holders))
+    checks.extend(_rpo(config, backup_set, state, now))
+    checks.extend(_crypto(config, backup_set, state))
+    checks.append(_same_repository(state))
+    level = estimate(
+        [(center, state.copy(center.id).snapshot_times) for center in holders],  # type: ignore[union-attr]
+        now,
+        config.thresholds.level_window_days,
+    )
+    required = required_level(config, backup_set)
+    if required is not None:
+        checks.append(
+            Check(
+                "dr-level",
+                "pass" if level.level >= required else "warn",
+                f"data-backup element at level {level.level}, {required} required"
+                + ("" if level.level >= required else f": {level.limiting}"),
+            )
+        )
+    checks.append(
+        Check("drill", "n/a", "no restore drill recorded yet (drills are not implemented yet)")
+    )
+    checks.append(
+        Check("immutable", "n/a", "object lock state is not read yet (not implemented yet)")
+    )
+    return SetStatus(backup_set.id, tuple(checks), level, required)
+
+
+def _reachability(state: SetState) -> list[Check]:
+    out = []
+    for copy in state.copies:
+        if not copy.reachable:
+            out.append(Check("reachable", "fail", f"unreachable: {copy.error}", copy.center))
+        elif not copy.exists:
+            reason = copy.error or "no repository of this set there"
+            out.append(Check("reachable", "fail", reason, copy.center))
+    return out
+
+
+def _age(copy: CopyState, now: float) -> float | None:
+    return None if copy.newest is None else max(0.0, now - copy.newest)
+
+
+def _rpo(config: Config, backup_set: BackupSet, state: SetState, now: float) -> list[Check]:
+    targets = [(backup_set.production, backup_set.rpo)] + [
+        (c.center, c.rpo) for c in backup_set.copies
+    ]
+    out = []
+    dr_ages: list[float] = []
+    for center_id, rpo in targets:
+        copy = state.copy(center_id)
+        age = None if copy is None else _age(copy, now)
+        if age is None:
+            out.append(Check("rpo", "fail", "no snapshot here", center_id))
+            continue
+        if center_id != backup_set.production:
+            dr_ages.append(age)
+        verdict = "pass" if age <= rpo else "fail"
+        out.append(
+            Check(
+                "rpo",
+                verdict,  # type: ignore[arg-type]
+                f"newest snapshot {format_duration(age)} old, RPO {format_duration(rpo)}",
+                center_id,
+            )
+        )
+    if backup_set.copies:
+        best = min(dr_ages, default=None)
+        ok = best is not None and best <= backup_set.rpo
+        out.append(
+            Check(
+                "business-rpo",
+                "pass" if ok else "fail",
+                (
+                    "no DR copy"
+                    if best is None
+                    else f"freshest DR copy {format_duration(best)} old, "
+                    f"set RPO {format_duration(backup_set.rpo)}"
+                ),
+            )
+        )
+    return out
+
+
+def _crypto(config: Config, backup_set: BackupSet, state: SetState) -> list[Check]:
+    found = [c for c in state.copies if c.exists]
+    out = [
+        Check(
+            "encryption",
+            "pass" if found else "n/a",
+            "every copy is encrypted ("
+            + ", ".join(f"{c.center}: {c.suite}/{c.cipher}" for c in found)
+            + ")"
+            if found
+            else "no copy found",
+        )
+    ]
+    need_gm = backup_set.classification in config.profile.require_gm_for
+    if need_gm:
+        wrong = [c.center for c in found if c.suite != "gm"]
+        out.append(
+            Check(
+                "gm-suite",
+                "fail" if wrong else "pass",
+                f"{backup_set.classification} data requires the gm suite (SM4/SM3)"
+                + (f"; not at {', '.join(wrong)}" if wrong else ""),
+            )
+        )
+    elif (config.profile.crypto_level or 0) >= 3 and backup_set.classification == "important":
+        wrong = [c.center for c in found if c.suite != "gm"]
+        if wrong:
+            out.append(
+                Check(
+                    "gm-suite",
+                    "warn",
+                    "密评 level 3 asks for SM4 storage confidentiality; "
+                    f"intl suite at {', '.join(wrong)}",
+                )
+            )
+    return out
+
+
+def _same_repository(state: SetState) -> Check:
+    ids = {c.repository_id for c in state.copies if c.exists}
+    if len(ids) > 1:
+        return Check(
+            "same-repository",
+            "fail",
+            "centers hold different repositories: "
+            + ", ".join(f"{c.center}: {(c.repository_id or '?')[:16]}" for c in state.copies),
+        )
+    return Check("same-repository", "pass" if ids else "n/a", "every copy is the same repository")
