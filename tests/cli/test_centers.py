@@ -179,6 +179,18 @@ def test_status_follows_the_age_of_each_copy(centers: Centers) -> None:
     assert judged_later.code == 4 and "FAIL" in judged_later.out
 
 
+def test_replication_needs_no_password(centers: Centers) -> None:
+    """A replicator at a DR center can pull without the key: no password file, no terminal."""
+    ok(centers.run("backup", "--set", "ledger"))
+    centers.password_file.unlink()
+    summary = ok(centers.run("--json", "replicate", "--all")).json()
+    assert all(t["snapshots_sent"] == 1 for t in summary["sets"]["ledger"].values())
+    assert centers.run("snapshots", "--set", "ledger", "--from", "zixing-djh").code != 0
+    centers.password_file.write_bytes(PASSWORD + b"\n")
+    listed = ok(centers.run("--json", "snapshots", "--set", "ledger", "--from", "zixing-djh"))
+    assert len(listed.json()) == 1
+
+
 def test_overlapping_runs_do_not_collide(centers: Centers) -> None:
     from drvault.runlock import RunLock
 
