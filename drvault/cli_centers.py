@@ -1,6 +1,6 @@
 """Commands of the three centers: ``replicate``, ``status`` and ``policy check``.
 
-They read the policy configuration (``--config``), call one service each (``replicate()``,
+They read the policy configuration (``--config``), call one service each (``replicate_sets()``,
 ``observe()`` + ``evaluate()``, ``topology_checks()``) and render text or ``--json``. Cron runs
 them: every run logs one line per (set, center) on standard error, and the exit code is the
 worst outcome (0 ok, 4 out of compliance, 12 another run holds a lock, 13 damaged source, 15 a
@@ -12,18 +12,21 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from drvault import errors
 from drvault.cli import _ctx, cli, emit
 from drvault.durations import format_duration
-from drvault.errors import DrvaultError, IntegrityError, UsageError
+from drvault.errors import DrvaultError, UsageError
 from drvault.password import get_password
 from drvault.policy.checks import Check
 from drvault.policy.model import BackupSet, Config
 from drvault.progress import human_bytes
+
+if TYPE_CHECKING:
+    from drvault.replication_run import PairOutcome
 
 
 def _sets(config: Config, set_ids: tuple[str, ...], every: bool, command: str) -> list[BackupSet]:
@@ -58,8 +61,7 @@ def replicate(
 ) -> None:
     """Copy new snapshots of each set from production to its DR centers, keylessly."""
     from drvault.centers import open_center
-    from drvault.replicate import replicate as run_replicate
-    from drvault.runstate import record_run
+    from drvault.replication_run import replicate_sets
 
     ctx = _ctx()
     config = ctx.config()
@@ -68,79 +70,44 @@ def replicate(
     for center_id in to_centers:
         ctx.center(center_id)
     sets = _sets(config, set_ids, every, "replicate")
-    state_dir = Path(config.state_dir)
-    failures: list[DrvaultError] = []
-    report: dict[str, Any] = {}
-    total = 0
-    for backup_set in sets:
-        copies = [c for c in backup_set.copies if not to_centers or c.center in to_centers]
-        if set_ids and to_centers and not copies:
-            raise UsageError(f"set {backup_set.id} is not copied to {', '.join(to_centers)}")
-        if not copies:
-            continue
-        source_center = config.center(backup_set.production)
-        with _Locks(state_dir, backup_set.id, [c.center for c in copies]) as locks:
-            for center_id, exc in locks.refused.items():
-                failures.append(exc)
-                report.setdefault(backup_set.id, {})[center_id] = _target_doc(None, exc)
-                _log(backup_set.id, center_id, f"skipped: {exc}")
-            names = [c for c in locks.held]
-            if not names:
-                continue
-            source = open_center(source_center, backup_set.id, ctx.transport, ctx.metrics)
-            targets = {
-                n: open_center(ctx.center(n), backup_set.id, ctx.transport, ctx.metrics)
-                for n in names
-            }
-            started = time.time()
-            try:
-                results = run_replicate(source, targets, parallel=parallel)
-            except DrvaultError as exc:  # the source itself failed: every target is affected
-                for n in names:
-                    record_run(
-                        state_dir, backup_set.id, n, ok=False, bytes_sent=0,
-                        seconds=time.time() - started, error=str(exc), now=started,
-                    )  # fmt: skip
-                    _log(backup_set.id, n, f"FAILED: {exc}")
-                    report.setdefault(backup_set.id, {})[n] = _target_doc(None, exc)
-                failures.append(exc)
-                continue
-            finally:
-                source.close()
-                for t in targets.values():
-                    t.close()
-            for n, result in results.items():
-                if result.error is None and result.skipped:
-                    result.error = IntegrityError(
-                        f"{backup_set.id} at {source_center.id}",
-                        f"{len(result.skipped)} snapshot(s) not replicated: {result.skipped[0]}",
-                    )
-                ok = result.error is None
-                record_run(
-                    state_dir, backup_set.id, n, ok=ok, bytes_sent=result.bytes_sent,
-                    seconds=result.seconds, error=None if ok else str(result.error),
-                    now=started,
-                )  # fmt: skip
-                total += result.bytes_sent
-                if result.error is not None:
-                    failures.append(result.error)
-                    _log(backup_set.id, n, f"FAILED after {human_bytes(result.bytes_sent)}: "
-                         f"{result.error}")  # fmt: skip
-                else:
-                    _log(
-                        backup_set.id,
-                        n,
-                        f"ok: {result.snapshots_sent} snapshot(s), {result.packs_sent} pack(s), "
-                        f"{human_bytes(result.bytes_sent)} in {result.seconds:.1f} s; "
-                        f"{result.snapshots_present} snapshot(s) there",
-                    )
-                for skipped in result.skipped:
-                    click.echo(f"warning: {backup_set.id} -> {n}: {skipped}", err=True)
-                report.setdefault(backup_set.id, {})[n] = _target_doc(result, result.error)
+    if set_ids and to_centers:
+        for backup_set in sets:
+            if not any(c.center in to_centers for c in backup_set.copies):
+                raise UsageError(f"set {backup_set.id} is not copied to {', '.join(to_centers)}")
+
+    def log(pair: PairOutcome) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        r = pair.result
+        if r is None:
+            message = f"FAILED: {pair.error}"
+        elif pair.error is not None:
+            message = f"FAILED after {human_bytes(r.bytes_sent)}: {pair.error}"
+        else:
+            message = (
+                f"ok: {r.snapshots_sent} snapshot(s), {r.packs_sent} pack(s), "
+                f"{human_bytes(r.bytes_sent)} in {r.seconds:.1f} s; "
+                f"{r.snapshots_present} snapshot(s) there"
+            )
+        click.echo(f"{stamp} replicate {pair.set_id} -> {pair.center}: {message}", err=True)
+        for skipped in r.skipped if r is not None else ():
+            click.echo(f"warning: {pair.set_id} -> {pair.center}: {skipped}", err=True)
+
+    outcomes = replicate_sets(
+        config,
+        sets,
+        lambda center, set_id: open_center(center, set_id, ctx.transport, ctx.metrics),
+        to_centers=to_centers,
+        parallel=parallel,
+        on_pair=log,
+    )
     _export_metrics(config)
-    pairs = sum(len(v) for v in report.values())
+    report: dict[str, Any] = {}
+    for pair in outcomes:
+        report.setdefault(pair.set_id, {})[pair.center] = _target_doc(pair)
+    failures = [p.error for p in outcomes if p.error is not None]
+    total = sum(p.bytes_sent for p in outcomes)
     emit(
-        f"replicate: {pairs} (set, center) pair(s), {human_bytes(total)} transferred"
+        f"replicate: {len(outcomes)} (set, center) pair(s), {human_bytes(total)} transferred"
         + (f", {len(failures)} failed" if failures else ""),
         {"ok": not failures, "bytes_transferred": total, "sets": report},
     )
@@ -149,56 +116,23 @@ def replicate(
         raise SystemExit(code)
 
 
-def _target_doc(result: Any, error: DrvaultError | None) -> dict[str, Any]:
+def _target_doc(pair: PairOutcome) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "ok": error is None,
-        "error": None if error is None else str(error),
-        "bytes_transferred": 0,
+        "ok": pair.ok,
+        "error": None if pair.error is None else str(pair.error),
+        "bytes_transferred": pair.bytes_sent,
     }
-    if result is not None:
+    r = pair.result
+    if r is not None:
         doc.update(
-            bytes_transferred=result.bytes_sent,
-            snapshots_sent=result.snapshots_sent,
-            snapshots_present=result.snapshots_present,
-            packs_sent=result.packs_sent,
-            index_sent=result.index_sent,
-            seconds=round(result.seconds, 3),
-            skipped=list(result.skipped),
+            snapshots_sent=r.snapshots_sent,
+            snapshots_present=r.snapshots_present,
+            packs_sent=r.packs_sent,
+            index_sent=r.index_sent,
+            seconds=round(r.seconds, 3),
+            skipped=list(r.skipped),
         )
     return doc
-
-
-def _log(set_id: str, center_id: str, message: str) -> None:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    click.echo(f"{stamp} replicate {set_id} -> {center_id}: {message}", err=True)
-
-
-class _Locks:
-    """One run lock per (set, target); a target another run holds is skipped, not waited on."""
-
-    def __init__(self, state_dir: Path, set_id: str, centers: list[str]) -> None:
-        self.state_dir, self.set_id, self.centers = state_dir, set_id, centers
-        self.held: list[str] = []
-        self.refused: dict[str, DrvaultError] = {}
-        self._locks: list[Any] = []
-
-    def __enter__(self) -> _Locks:
-        from drvault.runlock import RunLock
-
-        for center_id in self.centers:
-            lock = RunLock(self.state_dir, f"replicate--{self.set_id}--{center_id}")
-            try:
-                lock.__enter__()
-            except errors.LockedError as exc:
-                self.refused[center_id] = exc
-                continue
-            self._locks.append(lock)
-            self.held.append(center_id)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for lock in self._locks:
-            lock.__exit__(None, None, None)
 
 
 def _export_metrics(config: Config) -> None:
