@@ -65,20 +65,10 @@ class Context:
         return self._config
 
     def backup_set(self, set_id: str) -> BackupSet:
-        config = self.config()
-        try:
-            return config.backup_set(set_id)
-        except KeyError:
-            known = ", ".join(s.id for s in config.sets)
-            raise UsageError(f"unknown backup set {set_id!r} (known: {known})") from None
+        return self.config().backup_set(set_id)
 
     def center(self, center_id: str) -> Center:
-        config = self.config()
-        try:
-            return config.center(center_id)
-        except KeyError:
-            known = ", ".join(c.id for c in config.centers)
-            raise UsageError(f"unknown center {center_id!r} (known: {known})") from None
+        return self.config().center(center_id)
 
     def set_password_file(self) -> str | None:
         """The password file of ``--set`` when the configuration names one, else the global."""

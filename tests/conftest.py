@@ -20,7 +20,7 @@ from drvault.repository.config import ChunkerSettings
 from drvault.repository.keys import KdfParams
 from drvault.repository.repository import Repository
 from drvault.repository.suite import Suite
-from drvault.transport import LocalBackend
+from drvault.transport import Backend, LocalBackend
 from tests.sites import PASSWORD, SITES, Site, make_site
 
 pytest_plugins = ["tests.servers.s3_server", "tests.servers.sshd_server"]
@@ -92,6 +92,27 @@ def open_repo(path: Path | str, password: bytes = PASSWORD) -> Repository:
     return Repository.open(LocalBackend(path), password)
 
 
+def new_repo(
+    backend: Backend,
+    *,
+    suite: str = "intl",
+    cipher: str | None = None,
+    id_hash: str | None = None,
+    chunker: ChunkerSettings | None = None,
+    pack_size: int = 32 << 20,
+    password: bytes = PASSWORD,
+) -> Repository:
+    """A repository on ``backend`` with the cheap KDF (never a global switch)."""
+    return Repository.init(
+        backend,
+        password,
+        suite=Suite.choose(suite, cipher, id_hash),
+        chunker=chunker,
+        kdf=CHEAP_KDF,
+        pack_size=pack_size,
+    )
+
+
 @pytest.fixture
 def make_repo(site: Site) -> MakeRepo:
     """Create a repository on the test's site: ``make_repo(name="repo", suite="intl", ...)``."""
@@ -106,13 +127,14 @@ def make_repo(site: Site) -> MakeRepo:
         pack_size: int = 32 << 20,
         password: bytes = PASSWORD,
     ) -> Repository:
-        return Repository.init(
+        return new_repo(
             site.backend(name),
-            password,
-            suite=Suite.choose(suite, cipher, id_hash),
+            suite=suite,
+            cipher=cipher,
+            id_hash=id_hash,
             chunker=chunker,
-            kdf=CHEAP_KDF,
             pack_size=pack_size,
+            password=password,
         )
 
     return make

@@ -9,14 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CHEAP_KDF, PASSWORD, SMALL_CHUNKS, open_repo
+from conftest import PASSWORD, SMALL_CHUNKS, new_repo, open_repo
 from trees import assert_same_tree, write
 
 from drvault.backup import BackupRequest, backup
 from drvault.check import check
 from drvault.errors import BackendError, PermanentError
 from drvault.repository.repository import Repository
-from drvault.repository.suite import Suite
 from drvault.restore import restore
 from drvault.snapshots import load
 from drvault.transport import LocalBackend
@@ -46,14 +45,7 @@ def build_tree(root: bytes, seed: int = 11) -> None:
 
 
 def init_repo(backend: Backend) -> Repository:
-    return Repository.init(
-        backend,
-        PASSWORD,
-        suite=Suite.choose("intl"),
-        chunker=SMALL_CHUNKS,
-        kdf=CHEAP_KDF,
-        pack_size=PACK_SIZE,
-    )
+    return new_repo(backend, chunker=SMALL_CHUNKS, pack_size=PACK_SIZE)
 
 
 def restored(target: Path, src: bytes) -> bytes:

@@ -8,7 +8,9 @@ Durations are seconds (float), sizes and rates bytes (int), distances kilometres
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
+
+from drvault.errors import UsageError
 
 Role = Literal["production", "same_city_dr", "remote_dr", "archive_vault"]
 Tier = Literal["hot", "warm", "cold"]
@@ -18,6 +20,7 @@ ROLES: tuple[Role, ...] = ("production", "same_city_dr", "remote_dr", "archive_v
 TIERS: tuple[Tier, ...] = ("hot", "warm", "cold")
 CLASSIFICATIONS: tuple[Classification, ...] = ("core", "important", "general")
 MAINLAND = "CN-mainland"
+_T = TypeVar("_T", "Center", "BackupSet")
 
 
 @dataclass(frozen=True)
@@ -147,18 +150,22 @@ class Config:
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     def center(self, center_id: str) -> Center:
-        for c in self.centers:
-            if c.id == center_id:
-                return c
-        raise KeyError(center_id)
+        """The center ``center_id``; an unknown one is a usage error listing the known."""
+        return _find(self.centers, center_id, "center")
 
     def backup_set(self, set_id: str) -> BackupSet:
-        for s in self.sets:
-            if s.id == set_id:
-                return s
-        raise KeyError(set_id)
+        """The backup set ``set_id``; an unknown one is a usage error listing the known."""
+        return _find(self.sets, set_id, "backup set")
 
     def holders(self, backup_set: BackupSet) -> tuple[Center, ...]:
         """Every center that must hold the set: production first, then the copies in order."""
         copies = (self.center(c.center) for c in backup_set.copies)
         return (self.center(backup_set.production), *copies)
+
+
+def _find(items: tuple[_T, ...], item_id: str, kind: str) -> _T:
+    for item in items:
+        if item.id == item_id:
+            return item
+    known = ", ".join(i.id for i in items)
+    raise UsageError(f"unknown {kind} {item_id!r} (known: {known})")

@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from conftest import CHEAP_KDF, PASSWORD, SMALL_CHUNKS
+from conftest import PASSWORD, SMALL_CHUNKS, new_repo
 from trees import assert_same_tree, write
 
 from drvault.backup import BackupRequest, backup
@@ -21,7 +21,6 @@ from drvault.check import check
 from drvault.repository import envelope, layout
 from drvault.repository.crypto import sha256
 from drvault.repository.repository import Repository
-from drvault.repository.suite import Suite
 from drvault.restore import restore
 from drvault.snapshots import load
 from drvault.transport.base import Backend
@@ -47,14 +46,7 @@ def build_tree(root: bytes, seed: int) -> None:
 
 
 def init_repo(backend: Backend) -> Repository:
-    return Repository.init(
-        backend,
-        PASSWORD,
-        suite=Suite.choose("intl"),
-        chunker=SMALL_CHUNKS,
-        kdf=CHEAP_KDF,
-        pack_size=PACK_SIZE,
-    )
+    return new_repo(backend, chunker=SMALL_CHUNKS, pack_size=PACK_SIZE)
 
 
 def back_up(repo: Repository, src: bytes) -> bytes:
