@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from drvault.policy.model import Center
 from drvault.transport import Backend, open_backend
+from drvault.transport.appendonly import AppendOnlyBackend
 from drvault.transport.metrics import Metrics
 from drvault.transport.options import TransportOptions, apply_option
 from drvault.transport.stack import stack
@@ -24,9 +25,20 @@ def set_url(center: Center, set_id: str) -> str:
 
 
 def center_options(base: TransportOptions, center: Center) -> TransportOptions:
+    """The command line's options with the center's own applied on top: its transport
+    options, bandwidth limits, storage classes and Object Lock retention."""
     options = base
     for assignment in center.options:
         options = apply_option(options, assignment)
+    s3 = options.s3
+    if center.storage.data_class:
+        s3 = replace(s3, storage_class_data=center.storage.data_class)
+    if center.storage.metadata_class:
+        s3 = replace(s3, storage_class_metadata=center.storage.metadata_class)
+    lock = center.immutability
+    if lock is not None and lock.mode != "append-only":
+        s3 = replace(s3, lock_mode=lock.mode, lock_days=lock.days)
+    options = replace(options, s3=s3)
     if center.limit_upload is not None:
         options = replace(options, limit_upload=center.limit_upload)
     if center.limit_download is not None:
@@ -39,4 +51,7 @@ def open_center(
 ) -> Backend:
     """The wrapped backend of the set's repository at the center (nothing is contacted yet)."""
     options = center_options(base, center)
-    return stack(open_backend(set_url(center, set_id), options), options, metrics or Metrics())
+    backend = stack(open_backend(set_url(center, set_id), options), options, metrics or Metrics())
+    if center.immutability is not None and center.immutability.mode == "append-only":
+        return AppendOnlyBackend(backend)
+    return backend

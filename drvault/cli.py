@@ -25,6 +25,7 @@ from drvault.password import get_new_password, get_password
 from drvault.progress import ProgressLine, human_bytes
 from drvault.repository.config import ChunkerSettings
 from drvault.repository.keys import KdfParams, KeySlot
+from drvault.repository.lock import RepoLock
 from drvault.repository.repository import Repository
 from drvault.repository.suite import Suite
 from drvault.sizes import parse_rate, parse_size
@@ -50,6 +51,7 @@ class Context:
     transport: TransportOptions
     metrics: Metrics
     config_path: str | None = None
+    lock_wait: float = 600.0  # seconds to wait for a conflicting repository lock
     set_id: str | None = None  # --set: with --config, the backup set whose repository is meant
     center_id: str | None = None  # --from: the center holding it (default: production)
     _config: PolicyConfig | None = None
@@ -216,6 +218,13 @@ def set_options(fn: F) -> F:
     default=None,
     help="Policy configuration: centers and backup sets (env DRVAULT_CONFIG).",
 )
+@click.option(
+    "--lock-wait",
+    envvar="DRVAULT_LOCK_WAIT",
+    default="10m",
+    metavar="DURATION",
+    help="Wait this long for a conflicting repository lock (e.g. prune) [10m].",
+)
 @click.option("--limit-upload", default=None, metavar="RATE", help="Upload limit, e.g. 20M (B/s).")
 @click.option(
     "--limit-download", default=None, metavar="RATE", help="Download limit, e.g. 50M (B/s)."
@@ -230,6 +239,7 @@ def cli(
     password_file: str | None,
     options: tuple[str, ...],
     config_path: str | None,
+    lock_wait: str,
     limit_upload: str | None,
     limit_download: str | None,
 ) -> None:
@@ -242,8 +252,14 @@ def cli(
     if limit_download:
         transport = replace(transport, limit_download=parse_rate(limit_download))
     metrics = Metrics()
+    from drvault.durations import parse_duration
+
+    try:
+        wait = parse_duration(lock_wait)
+    except UsageError as exc:
+        raise UsageError(f"--lock-wait: {exc}") from None
     ctx.obj = Context(
-        as_json, debug, repo or None, password_file, transport, metrics, config_path or None
+        as_json, debug, repo or None, password_file, transport, metrics, config_path or None, wait
     )
     ctx.call_on_close(lambda: _report_transport(metrics))
 
@@ -384,7 +400,11 @@ def backup(
         tag = chosen.tags + tag
     else:
         url, paths = split_repo(args, 1, "backup REPO PATH...")
-    repo = open_repo(url)
+    repo = open_repo(url, load_index=False)
+    lock = RepoLock(repo.backend, exclusive=False, command="backup", wait=ctx.lock_wait)
+    lock.acquire()  # before the index is read: a prune that ran meanwhile is seen
+    click.get_current_context().call_on_close(lock.release)
+    repo.load_index()
     parent_id = resolve(repo, parent).id if parent else None
     line = ProgressLine(None if not ctx.json else False)
 
@@ -558,10 +578,26 @@ def ls_command(args: tuple[str, ...], long_format: bool) -> None:
 @click.option(
     "--no-owner", is_flag=True, help="Do not restore file ownership (default when not root)."
 )
+@click.option(
+    "--thaw-wait/--no-thaw-wait",
+    default=True,
+    help="Archived packs: wait for their thaw (default), or request it and exit 16.",
+)
+@click.option("--thaw-tier", default=None, help="Expedited, Standard or Bulk [center's, Standard].")
+@click.option("--thaw-days", default=None, type=click.IntRange(1, 30), help="Thawed copy lifetime.")
+@click.option("--thaw-poll", default="60s", show_default=True, help="Poll interval while thawing.")
 def restore(
-    args: tuple[str, ...], target: str, include: tuple[str, ...], verify: bool, no_owner: bool
+    args: tuple[str, ...],
+    target: str,
+    include: tuple[str, ...],
+    verify: bool,
+    no_owner: bool,
+    thaw_wait: bool,
+    thaw_tier: str | None,
+    thaw_days: int | None,
+    thaw_poll: str,
 ) -> None:
-    """Restore SNAPSHOT from REPO into --target."""
+    """Restore SNAPSHOT from REPO into --target (thawing archived packs it needs first)."""
     from drvault.restore import RestoreStats
     from drvault.restore import restore as run_restore
 
@@ -575,6 +611,21 @@ def restore(
     def progress(stats: RestoreStats) -> None:
         line.update(f"{stats.packs_read} packs, {human_bytes(stats.bytes_written)} written")
 
+    ctx = _ctx()
+    storage = None
+    if ctx.configured_repo():
+        backup_set = ctx.backup_set(ctx.set_id or "")
+        storage = ctx.center(ctx.center_id or backup_set.production).storage
+    from drvault.durations import parse_duration
+
+    thaw = _Thaw(
+        repo.backend,
+        tier=thaw_tier or (storage.thaw_tier if storage else "Standard"),
+        days=thaw_days or (storage.thaw_days if storage else 7),
+        wait=thaw_wait,
+        poll=parse_duration(thaw_poll),
+        line=line,
+    )
     result = run_restore(
         repo,
         snap,
@@ -583,6 +634,7 @@ def restore(
         verify=verify,
         restore_owner=False if no_owner else None,
         progress=progress,
+        before_fetch=thaw,
     )
     line.done()
     for w in result.warnings:
@@ -604,6 +656,58 @@ def restore(
     )
     if result.mismatches:
         sys.exit(errors.EXIT_INTEGRITY)
+
+
+class _Thaw:
+    """Before a restore reads packs: thaw the archived ones it needs (S3 only), with progress.
+    One listing says which are archived; only those are asked about and thawed."""
+
+    def __init__(
+        self, backend: Backend, *, tier: str, days: int, wait: bool, poll: float, line: ProgressLine
+    ) -> None:
+        self.backend, self.tier, self.days, self.wait, self.poll = backend, tier, days, wait, poll
+        self.line = line
+
+    def __call__(self, paths: list[str]) -> None:
+        from drvault.objectlock import cold_storage
+        from drvault.policy.model import ARCHIVE_CLASSES
+        from drvault.thaw import ThawStatus, ensure_readable
+
+        cold = cold_storage(self.backend)
+        if cold is None:
+            return
+        wanted = set(paths)
+        archived = [
+            i.name
+            for i in self.backend.list("data/")
+            if i.name in wanted and (i.storage_class or "") in ARCHIVE_CLASSES
+        ]
+        if not archived:
+            return
+
+        def progress(status: ThawStatus) -> None:
+            self.line.update(
+                f"thawing: {status.ready} of {status.archived} archived packs ready "
+                f"({human_bytes(status.bytes_archived)}, tier {self.tier}, "
+                f"waited {int(status.waited)}s)"
+            )
+
+        status = ensure_readable(
+            cold,
+            archived,
+            days=self.days,
+            tier=self.tier,
+            wait=self.wait,
+            poll=self.poll,
+            progress=progress,
+        )
+        self.line.done()
+        if status.archived and not _ctx().json:
+            click.echo(
+                f"thawed {status.archived} archived pack(s) ({human_bytes(status.bytes_archived)}"
+                f", {status.requested} requested by this run, waited {int(status.waited)}s)",
+                err=True,
+            )
 
 
 # ---------------------------------------------------------------------------------- check
@@ -770,7 +874,7 @@ def selftest() -> None:
 
 
 # The commands of the three centers live in their own module and register on ``cli``.
-from drvault import cli_centers  # noqa: E402, F401
+from drvault import cli_centers, cli_retention  # noqa: E402, F401
 
 # ----------------------------------------------------------------------------------- main
 

@@ -99,6 +99,7 @@ def replicate(
         to_centers=to_centers,
         parallel=parallel,
         on_pair=log,
+        lock_wait=ctx.lock_wait,
     )
     _export_metrics(config)
     report: dict[str, Any] = {}

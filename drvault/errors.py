@@ -7,6 +7,8 @@ center) is one of these classes. The CLI prints ``str(error)`` as one line and e
 
 from __future__ import annotations
 
+import time
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
@@ -18,6 +20,7 @@ EXIT_LOCKED = 12
 EXIT_INTEGRITY = 13
 EXIT_UNSAFE = 14
 EXIT_BACKEND = 15
+EXIT_THAWING = 16
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES: dict[int, str] = {
@@ -32,6 +35,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_INTEGRITY: "integrity error: a corrupt, truncated or missing object (named)",
     EXIT_UNSAFE: "unsafe snapshot content refused (path escaping the target)",
     EXIT_BACKEND: "storage backend unreachable or refused the operation",
+    EXIT_THAWING: "archived packs are still thawing: rerun later (nothing is requested twice)",
     EXIT_INTERRUPTED: "interrupted",
 }
 
@@ -99,9 +103,38 @@ class AlreadyExistsError(PermanentError):
     """A create-if-absent found the object already there."""
 
 
+class ObjectLockedError(PermanentError):
+    """S3 Object Lock protects a version of the object: retention not yet passed, or a legal hold.
+
+    ``until`` is in unix seconds; ``mode`` is ``COMPLIANCE`` or ``GOVERNANCE`` (or ``None`` when
+    only a legal hold protects it).
+    """
+
+    def __init__(
+        self, name: str, mode: str | None, until: float | None, legal_hold: bool = False
+    ) -> None:
+        reasons = []
+        if mode and until is not None:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+            reasons.append(f"Object Lock ({mode}) until {stamp}")
+        if legal_hold:
+            reasons.append("an Object Lock legal hold")
+        super().__init__(f"{name}: protected by {' and by '.join(reasons) or 'Object Lock'}")
+        self.name = name
+        self.mode = mode
+        self.until = until
+        self.legal_hold = legal_hold
+
+
 class TransientError(BackendError):
     """Connection lost, throttled, timed out: a retry may succeed."""
 
 
 class ArchivedError(BackendError):
     """The object sits in a cold storage class and must be thawed before it can be read."""
+
+
+class ThawPendingError(DrvaultError):
+    """A restore needs archived packs whose thaw is requested but not finished (no waiting)."""
+
+    exit_code = EXIT_THAWING

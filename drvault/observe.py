@@ -10,12 +10,14 @@ there. Damaged snapshots are left out (``check`` and ``scrub`` name them).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from drvault.errors import BackendError, DrvaultError, IntegrityError, RepositoryNotFoundError
+from drvault.objectlock import immutable_copy
 from drvault.policy.model import BackupSet, Center, Config
 from drvault.policy.state import CopyState, SetState
-from drvault.repository import layout
+from drvault.repository import envelope, layout
 from drvault.repository.repository import Repository, read_config
 from drvault.snapshot.document import Snapshot
 from drvault.transport import Backend
@@ -32,6 +34,38 @@ def observe(
         for center in config.holders(backup_set)
     ]
     return SetState(backup_set.id, tuple(copies))
+
+
+def _newest_storage(
+    backend: Backend, newest: bytes | None
+) -> tuple[tuple[str, float | None, str] | None, tuple[tuple[str, int], ...]]:
+    """Where the newest snapshot's data lies (bytes per storage class, from one listing) and
+    how its objects are locked: (mode or "partial", earliest retain-until, detail)."""
+    if newest is None:
+        return None, ()
+    path = layout.snapshot_path(newest)
+    try:
+        packs = set(envelope.parse(backend.get(path), envelope.SNAPSHOT_MAGIC).packs)
+    except envelope.MalformedEnvelope as exc:
+        raise IntegrityError(path, str(exc)) from exc
+    classes: dict[str, int] = {}
+    pack_paths: list[str] = []
+    for kind in layout.PACK_KINDS:
+        for info in backend.list(kind + "/"):
+            name = layout.parse_hex_name(info.name)
+            if name in packs:
+                pack_paths.append(info.name)
+                if kind == "data":
+                    cls = info.storage_class or "STANDARD"
+                    classes[cls] = classes.get(cls, 0) + info.size
+    others = [i.name for prefix in (layout.INDEX, layout.KEYS) for i in backend.list(prefix)]
+    found = immutable_copy(backend, [path, layout.CONFIG, *pack_paths, *others], time.time())
+    lock = None
+    if found is not None:
+        mode = found.mode if found.whole and found.mode else "partial"
+        detail = f"{found.locked} of {found.objects} objects locked"
+        lock = (mode, found.until, detail)
+    return lock, tuple(sorted(classes.items()))
 
 
 def _observe_center(
@@ -57,6 +91,9 @@ def _observe_center(
                 snap = Snapshot.decode(record.body, record.id, record.packs)
                 known[snapshot_id] = snap.time_ns / 1e9
         times = tuple(sorted(known[i] for i in ids if i in known))
+        dated = [i for i in ids if i in known]
+        newest = max(dated, key=lambda i: (known[i], i)) if dated else None
+        lock, classes = _newest_storage(backend, newest)
         return CopyState(
             center=center.id,
             reachable=True,
@@ -65,6 +102,10 @@ def _observe_center(
             suite=repo_config.suite.name,
             cipher=repo_config.suite.cipher,
             snapshot_times=times,
+            lock=None if lock is None else lock[0],
+            lock_until=None if lock is None else lock[1],
+            lock_detail="" if lock is None else lock[2],
+            newest_classes=classes,
         )
     except RepositoryNotFoundError as exc:
         return CopyState(center.id, reachable=True, error=str(exc), exists=False)

@@ -175,6 +175,13 @@ def _survey(target: Backend, config: bytes, source_keys: set[str]) -> _Survey:
     if raw is not None and raw != config:
         raise RepositoryExistsError(f"{target.location}: holds a different repository{_id(raw)}")
     held = _Listing.of(target)
+    # A snapshot the target forgot (its retention) counts as held: never sent again.
+    forgotten = {
+        layout.SNAPSHOTS + name.hex()
+        for name in map(layout.parse_hex_name, _named(target, layout.FORGOTTEN))
+        if name is not None
+    }
+    held.snapshots |= forgotten
     if raw is None and held.keys - source_keys:
         raise RepositoryExistsError(
             f"{target.location}: holds a different repository (key slots, no config)"

@@ -18,6 +18,7 @@ from pathlib import Path
 from drvault.errors import DrvaultError, IntegrityError, LockedError
 from drvault.policy.model import BackupSet, Center, Config
 from drvault.replicate import TargetResult, replicate
+from drvault.repository.lock import RepoLock
 from drvault.runlock import RunLock
 from drvault.runstate import record_run
 from drvault.transport import Backend
@@ -49,6 +50,7 @@ def replicate_sets(
     to_centers: Sequence[str] = (),
     parallel: int | None = None,
     on_pair: Callable[[PairOutcome], None] | None = None,
+    lock_wait: float = 600.0,
 ) -> list[PairOutcome]:
     """Replicate each set to its copies (only those in ``to_centers`` when given)."""
     state_dir = Path(config.state_dir)
@@ -73,7 +75,7 @@ def replicate_sets(
                     continue
                 held.append(name)
             if held:
-                _replicate_set(config, backup_set, held, open_center, parallel, done)
+                _replicate_set(config, backup_set, held, open_center, parallel, lock_wait, done)
     return outcomes
 
 
@@ -83,6 +85,7 @@ def _replicate_set(
     names: list[str],
     open_center: OpenCenter,
     parallel: int | None,
+    lock_wait: float,
     done: Callable[[PairOutcome], None],
 ) -> None:
     state_dir = Path(config.state_dir)
@@ -93,12 +96,30 @@ def _replicate_set(
         opened.callback(source.close)
         targets = {}
         for name in names:
-            targets[name] = open_center(config.center(name), backup_set.id)
-            opened.callback(targets[name].close)
+            target = open_center(config.center(name), backup_set.id)
+            opened.callback(target.close)
+            try:
+                # A shared lock: a prune at the center (exclusive) must not delete packs this
+                # run has sent but no snapshot names yet.
+                if not target.exists():
+                    target.create()
+                lock = RepoLock(target, exclusive=False, command="replicate", wait=lock_wait)
+                lock.acquire()
+            except DrvaultError as exc:
+                record_run(
+                    state_dir, backup_set.id, name, ok=False, bytes_sent=0,
+                    seconds=time.time() - started, error=str(exc), now=started,
+                )  # fmt: skip
+                done(PairOutcome(backup_set.id, name, None, exc))
+                continue
+            opened.callback(lock.release)
+            targets[name] = target
+        if not targets:
+            return
         try:
             results = replicate(source, targets, parallel=parallel)
         except DrvaultError as exc:  # the source itself failed: every target is affected
-            for name in names:
+            for name in targets:
                 record_run(
                     state_dir, backup_set.id, name, ok=False, bytes_sent=0,
                     seconds=time.time() - started, error=str(exc), now=started,

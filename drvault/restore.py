@@ -277,10 +277,13 @@ def restore(
     restore_owner: bool | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    before_fetch: Callable[[list[str]], None] | None = None,
 ) -> RestoreResult:
     """Restore ``snapshot`` under ``target``; files are written by ``workers`` threads
     (default: one per CPU, at least 2) while the repository's parallel pack reads fetch packs;
-    at most ``workers + fetchers`` packs are in memory."""
+    at most ``workers + fetchers`` packs are in memory. ``before_fetch`` gets the paths of
+    exactly the data packs the restore will read, once planned and before any file is
+    written (it thaws archived ones)."""
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise UsageError(f"workers must be at least 1, not {workers}")
@@ -295,6 +298,8 @@ def restore(
     plan.partial = bool(includes)
     if includes and not planner.matched:
         raise UsageError("nothing in the snapshot matches the --include paths")
+    if before_fetch is not None:
+        before_fetch([pack_path(job.ref.kind, job.ref.name) for job in plan.jobs.values()])
     _cut_pieces(plan)
     stats = RestoreStats()
     warnings: list[str] = []

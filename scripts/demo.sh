@@ -41,6 +41,8 @@ step drvault replicate --all
 printf "INSERT INTO ledger VALUES (200000, 'acct-999999', 1);\n" >> "$src/db/ledger.sql"
 step drvault backup --set demo-ledger
 step drvault replicate --all
+step drvault forget
+step drvault prune
 step drvault replicate --all
 step drvault status
 step drvault snapshots --set demo-ledger --from remote

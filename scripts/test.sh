@@ -13,6 +13,6 @@ ruff format --check drvault tests bench
 mypy
 python -m pytest -q -p no:cacheprovider "$@"
 foundation=(tests/test_backup.py tests/test_restore.py tests/test_check.py tests/test_snapshots.py tests/cli)
-python -m pytest -q -p no:cacheprovider --site=s3 --ignore=tests/cli/test_centers.py "${foundation[@]}"
-python -m pytest -q -p no:cacheprovider --site=sftp --ignore=tests/cli/test_centers.py "${foundation[@]}"
+python -m pytest -q -p no:cacheprovider --site=s3 --ignore=tests/cli/test_centers.py --ignore=tests/cli/test_cold_centers.py "${foundation[@]}"
+python -m pytest -q -p no:cacheprovider --site=sftp --ignore=tests/cli/test_centers.py --ignore=tests/cli/test_cold_centers.py "${foundation[@]}"
 DRVAULT_CHUNKER=python python -m pytest -q -p no:cacheprovider tests/chunker

@@ -8,13 +8,16 @@ names; the configuration supplies only the rules (RPO per copy, thresholds, clas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from drvault.durations import format_duration
 from drvault.policy.checks import Check, Verdict, worst
 from drvault.policy.level import LevelEstimate, estimate
 from drvault.policy.model import BackupSet, Config
 from drvault.policy.state import CopyState, SetState
+from drvault.policy.tiering import thaw_seconds
 from drvault.policy.topology import topology_checks
+from drvault.progress import human_bytes
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,8 @@ def evaluate(config: Config, backup_set: BackupSet, state: SetState, now: float)
     checks.append(
         Check("drill", "n/a", "no restore drill recorded yet (drills are not implemented yet)")
     )
-    checks.append(
-        Check("immutable", "n/a", "object lock state is not read yet (not implemented yet)")
-    )
+    checks.extend(_immutable(config, backup_set, state))
+    checks.extend(_rto(config, backup_set, state))
     return SetStatus(backup_set.id, tuple(checks), level, required)
 
 
@@ -185,3 +187,103 @@ def _same_repository(state: SetState) -> Check:
             + ", ".join(f"{c.center}: {(c.repository_id or '?')[:16]}" for c in state.copies),
         )
     return Check("same-repository", "pass" if ids else "n/a", "every copy is the same repository")
+
+
+def _until(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return " until " + datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
+
+
+def _immutable(config: Config, backup_set: BackupSet, state: SetState) -> list[Check]:
+    """At least one copy whose newest snapshot is under Object Lock, as read from the objects.
+    A center configured for Object Lock whose objects are not locked fails; append-only (an
+    SFTP or local center) is drvault's own discipline and does not count as immutable."""
+    out: list[Check] = []
+    modes: list[str] = []
+    append_only: list[str] = []
+    for center in config.holders(backup_set):
+        copy = state.copy(center.id)
+        declared = center.immutability
+        if declared is not None and declared.mode == "append-only":
+            append_only.append(center.id)
+        if copy is None or not copy.exists or not copy.snapshot_times:
+            continue
+        if copy.lock in ("COMPLIANCE", "GOVERNANCE"):
+            modes.append(copy.lock)
+            out.append(
+                Check(
+                    "immutable",
+                    "pass" if copy.lock == "COMPLIANCE" else "warn",
+                    f"newest snapshot under Object Lock {copy.lock}{_until(copy.lock_until)}"
+                    + ("" if copy.lock == "COMPLIANCE" else " (bypassable by privileged users)"),
+                    center.id,
+                )
+            )
+        elif declared is not None and declared.mode != "append-only":
+            found = "no Object Lock on the bucket" if copy.lock is None else copy.lock_detail
+            out.append(
+                Check(
+                    "immutable",
+                    "fail",
+                    f"configured for {declared.mode.upper()} Object Lock, but {found}",
+                    center.id,
+                )
+            )
+    if "COMPLIANCE" in modes:
+        out.append(Check("immutable-copy", "pass", "a copy is under COMPLIANCE Object Lock"))
+    elif modes:
+        out.append(Check("immutable-copy", "warn", "only GOVERNANCE locks (can be bypassed)"))
+    else:
+        extra = (
+            f"; append-only at {', '.join(append_only)} is enforced by drvault only"
+            if append_only
+            else ""
+        )
+        out.append(
+            Check("immutable-copy", "warn", "no copy is under Object Lock (ransomware)" + extra)
+        )
+    return out
+
+
+def _rto(config: Config, backup_set: BackupSet, state: SetState) -> list[Check]:
+    """The thaw a restore of the newest snapshot would wait for at each center (the class of
+    its coldest data pack, at the center's thaw tier), against the set's RTO."""
+    out: list[Check] = []
+    dr_ok = False
+    for center in config.holders(backup_set):
+        copy = state.copy(center.id)
+        if copy is None or not copy.exists or not copy.snapshot_times:
+            continue
+        tier = center.storage.thaw_tier
+        waits = {cls: thaw_seconds(cls, tier) for cls, _ in copy.newest_classes}
+        worst_wait = max(waits.values(), default=0.0)
+        ok = worst_wait <= backup_set.rto
+        if ok and center.id != backup_set.production:
+            dr_ok = True
+        if worst_wait > 0:
+            cold = ", ".join(
+                f"{cls} {human_bytes(size)}" for cls, size in copy.newest_classes if waits[cls]
+            )
+            reason = f"thaw of up to {format_duration(worst_wait)} ({cold}, tier {tier})"
+        else:
+            reason = "no thaw needed"
+        out.append(
+            Check(
+                "rto",
+                "pass" if ok else "warn",
+                f"{reason}; RTO {format_duration(backup_set.rto)}",
+                center.id,
+            )
+        )
+    if backup_set.copies:
+        out.append(
+            Check(
+                "business-rto",
+                "pass" if dr_ok else "fail",
+                "a DR copy restores without a thaw longer than the RTO"
+                if dr_ok
+                else "every DR copy needs a thaw longer than the RTO (or none holds a snapshot)",
+            )
+        )
+    return out

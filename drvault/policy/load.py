@@ -15,23 +15,32 @@ from drvault.chunker.params import AVG_SIZE_MAX
 from drvault.durations import parse_duration
 from drvault.errors import ConfigError, UsageError
 from drvault.policy.model import (
+    ARCHIVE_CLASSES,
     CLASSIFICATIONS,
+    LOCK_MODES,
     MAINLAND,
     ROLES,
+    STORAGE_CLASSES,
+    THAW_TIERS,
     TIERS,
     BackupSet,
     Center,
     Classification,
     Config,
     Copy,
+    Immutability,
+    LockMode,
     Profile,
     RepositorySettings,
     Retention,
     Role,
     Site,
+    Storage,
     Thresholds,
     Tier,
+    TierStep,
 )
+from drvault.policy.tiering import COLDNESS, ladder_problems
 from drvault.policy.yamlnodes import Entry, MappingReader, Value, compose
 from drvault.sizes import parse_rate, parse_size
 from drvault.transport.options import TransportOptions, apply_option
@@ -90,7 +99,13 @@ CENTER_KEYS = (
     "options",
     "limit_upload",
     "limit_download",
+    "storage",
+    "immutability",
 )
+STORAGE_KEYS = ("data_class", "metadata_class", "ladder", "thaw")
+STEP_KEYS = ("after", "to")
+THAW_KEYS = ("tier", "days")
+IMMUTABILITY_KEYS = ("mode", "days")
 SITE_KEYS = ("city", "province", "jurisdiction", "lat", "lon")
 SET_KEYS = (
     "paths",
@@ -291,6 +306,18 @@ def _center(entry: Entry) -> Center:
     options_map = m.opt_mapping("options")
     limit_upload = m.optional("limit_upload")
     limit_download = m.optional("limit_download")
+    storage_map = m.opt_mapping("storage", STORAGE_KEYS)
+    storage = Storage() if storage_map is None else _storage(storage_map)
+    immutability_map = m.opt_mapping("immutability", IMMUTABILITY_KEYS)
+    immutability = None if immutability_map is None else _immutability(immutability_map)
+    if not url.startswith("s3:"):
+        if storage != Storage():
+            raise m.required("storage").error("storage classes need an S3 center (url s3:...)")
+        if immutability is not None and immutability.mode != "append-only":
+            raise m.required("immutability").error(
+                f"mode {immutability.mode} is S3 Object Lock: it needs an S3 center "
+                "(use append-only elsewhere)"
+            )
     center = Center(
         id=center_id,
         role=role,
@@ -302,9 +329,66 @@ def _center(entry: Entry) -> Center:
         options=() if options_map is None else _options(options_map),
         limit_upload=None if limit_upload is None else limit_upload.convert(parse_rate),
         limit_download=None if limit_download is None else limit_download.convert(parse_rate),
+        storage=storage,
+        immutability=immutability,
     )
     m.finish()
     return center
+
+
+def _storage_class(value: Value) -> str:
+    return value.as_str(choices=STORAGE_CLASSES)
+
+
+def _storage(m: MappingReader) -> Storage:
+    data_class = m.optional("data_class")
+    metadata = m.optional("metadata_class")
+    metadata_class = None if metadata is None else _storage_class(metadata)
+    if metadata is not None and metadata_class in ARCHIVE_CLASSES:
+        raise metadata.error(
+            f"{metadata_class} is an archive class: metadata must stay instantly readable"
+        )
+    steps: list[TierStep] = []
+    ladder = m.optional("ladder")
+    for item in ladder.items() if ladder is not None else ():
+        step_map = item.as_mapping(STEP_KEYS)
+        step = TierStep(
+            after=_duration(step_map.required("after"), positive=False),
+            to=_storage_class(step_map.required("to")),
+        )
+        step_map.finish()
+        if steps and (step.after <= steps[-1].after or COLDNESS[step.to] <= COLDNESS[steps[-1].to]):
+            raise item.error("each rung must come later and be colder than the one before")
+        steps.append(step)
+    thaw = m.opt_mapping("thaw", THAW_KEYS)
+    tier, days = Storage.thaw_tier, Storage.thaw_days
+    if thaw is not None:
+        tier = thaw.opt_str("tier", choices=THAW_TIERS) or tier
+        days = thaw.opt_int("days", low=1, high=30) or days
+        thaw.finish()
+    storage = Storage(
+        data_class=None if data_class is None else _storage_class(data_class),
+        metadata_class=metadata_class,
+        ladder=tuple(steps),
+        thaw_tier=tier,
+        thaw_days=days,
+    )
+    errors = [p for p in ladder_problems(storage) if p.startswith("error: ")]
+    if errors:
+        raise (ladder or m.required("data_class")).error(errors[0].removeprefix("error: "))
+    m.finish()
+    return storage
+
+
+def _immutability(m: MappingReader) -> Immutability:
+    mode = cast(LockMode, m.req_str("mode", choices=LOCK_MODES))
+    days = m.opt_int("days", low=1, high=36500)
+    if mode != "append-only" and days is None:
+        raise m.error(f"mode {mode} needs days (the Object Lock retention)")
+    if mode == "append-only" and days is not None:
+        raise m.required("days").error("append-only has no retention days")
+    m.finish()
+    return Immutability(mode=mode, days=days or 0)
 
 
 def _centers(m: MappingReader) -> dict[str, Center]:

@@ -43,6 +43,52 @@ class Site:
     lon: float | None = None
 
 
+ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")  # a GET needs a thaw (RestoreObject) first
+STORAGE_CLASSES = (
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    *ARCHIVE_CLASSES,
+)
+THAW_TIERS = ("Expedited", "Standard", "Bulk")
+LockMode = Literal["compliance", "governance", "append-only"]
+LOCK_MODES: tuple[LockMode, ...] = ("compliance", "governance", "append-only")
+
+
+@dataclass(frozen=True)
+class TierStep:
+    """One rung of a center's ladder: data packs older than ``after`` move to ``to``."""
+
+    after: float  # seconds since the pack landed at the center
+    to: str  # S3 storage class
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Storage classes at an S3 center. Metadata (trees, index, snapshots) always stays in an
+    instantly readable class; only data packs climb the ladder."""
+
+    data_class: str | None = None  # landing class of data packs; None: the bucket's default
+    metadata_class: str | None = None  # never an archive class
+    ladder: tuple[TierStep, ...] = ()  # ascending ``after``
+    thaw_tier: str = "Standard"  # Expedited | Standard | Bulk
+    thaw_days: int = 7  # how long a thawed copy stays readable
+
+
+@dataclass(frozen=True)
+class Immutability:
+    """What protects a center's objects from deletion.
+
+    ``compliance``/``governance``: S3 Object Lock retention of ``days`` on every object written,
+    extended while a kept snapshot needs it. ``append-only``: drvault never deletes or overwrites
+    there (any transport; enforced by drvault, not by the server)."""
+
+    mode: LockMode
+    days: int = 0
+
+
 @dataclass(frozen=True)
 class Center:
     id: str
@@ -56,6 +102,8 @@ class Center:
     options: tuple[str, ...] = ()  # transport "-o KEY=VALUE" assignments (credentials by reference)
     limit_upload: int | None = None  # bytes per second
     limit_download: int | None = None  # bytes per second
+    storage: Storage = field(default_factory=Storage)
+    immutability: Immutability | None = None
 
 
 @dataclass(frozen=True)

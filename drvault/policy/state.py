@@ -21,6 +21,13 @@ class CopyState:
     suite: str | None = None  # from the repository config: intl | gm
     cipher: str | None = None
     snapshot_times: tuple[float, ...] = ()  # epoch seconds, ascending
+    # Object Lock of the newest snapshot's objects, read from the objects (HEAD): None when the
+    # store has no Object Lock; "COMPLIANCE"/"GOVERNANCE" when every one is locked (the weaker
+    # mode if mixed); "partial" when some are not.
+    lock: str | None = None
+    lock_until: float | None = None  # earliest retain-until among them
+    lock_detail: str = ""
+    newest_classes: tuple[tuple[str, int], ...] = ()  # storage class -> bytes of its data packs
 
     @property
     def newest(self) -> float | None:

@@ -7,6 +7,7 @@
     index/<sha256>             index files
     snapshots/<sha256>         snapshots
     locks/<id>                 locks
+    forgotten/<sha256>         tombstones: snapshots this repository forgot (never re-replicated)
 
 Every object except ``config`` and locks is named by the SHA-256 of its bytes, so anyone can
 verify a copy without keys.
@@ -24,6 +25,7 @@ KEYS = "keys/"
 INDEX = "index/"
 SNAPSHOTS = "snapshots/"
 LOCKS = "locks/"
+FORGOTTEN = "forgotten/"
 
 
 def pack_path(kind: str, name: bytes) -> str:
@@ -37,6 +39,10 @@ def index_path(name: bytes) -> str:
 
 def snapshot_path(name: bytes) -> str:
     return SNAPSHOTS + name.hex()
+
+
+def tombstone_path(name: bytes) -> str:
+    return FORGOTTEN + name.hex()
 
 
 def parse_hex_name(path: str) -> bytes | None:

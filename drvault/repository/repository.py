@@ -358,12 +358,18 @@ class Repository:
                 to_index, self._unindexed = self._unindexed.packs, _Pending()
         self._write_index(to_index)
 
-    def _write_index(self, packs: list[tuple[PackRef, list[PackEntry]]]) -> None:
+    def write_index(self, packs: list[tuple[PackRef, list[PackEntry]]]) -> str | None:
+        """Write one index file describing ``packs``; its name (None when there is nothing)."""
+        return self._write_index(packs)
+
+    def _write_index(self, packs: list[tuple[PackRef, list[PackEntry]]]) -> str | None:
         if not packs:
-            return
+            return None
         names, body = index_codec.encode_file(packs)
         raw = envelope.seal(envelope.INDEX_MAGIC, self.suite, self.master.enc, names, body)
-        self.backend.put(layout.index_path(sha256(raw)), raw)
+        path = layout.index_path(sha256(raw))
+        self.backend.put(path, raw)
+        return path
 
     def flush(self) -> None:
         """Upload open packs and index them: everything put so far is durable afterwards.
@@ -413,17 +419,27 @@ class Repository:
     ) -> bytes:
         """Decrypt, decompress and verify one sealed blob record."""
         ref = pack if pack is not None else entry.pack  # type: ignore[union-attr]
-        where = layout.pack_path(ref.kind, ref.name)
+        stored = self.unseal(entry, sealed, ref)
+        return self._expand(entry, stored, layout.pack_path(ref.kind, ref.name))
+
+    def unseal(
+        self, entry: IndexEntry | PackEntry, sealed: bytes | memoryview, ref: PackRef
+    ) -> bytes:
+        """Decrypt one sealed blob record to its stored (maybe compressed) bytes."""
         try:
-            stored = self.pack_cipher(ref.salt).open(
+            return self.pack_cipher(ref.salt).open(
                 blob_nonce(entry.offset),
                 sealed,
                 blob_aad(entry.blob_id, entry.type, entry.compression),
             )
         except AuthenticationFailed as exc:
             raise IntegrityError(
-                where, f"blob {entry.blob_id.hex()[:16]} fails authentication"
+                layout.pack_path(ref.kind, ref.name),
+                f"blob {entry.blob_id.hex()[:16]} fails authentication",
             ) from exc
+
+    def _expand(self, entry: IndexEntry | PackEntry, stored: bytes, where: str) -> bytes:
+        """The plaintext of a decrypted blob, checked against its length and ID."""
         if entry.compression == COMP_ZSTD:
             try:
                 declared = zstandard.frame_content_size(stored)

@@ -14,15 +14,23 @@ Names are relative, ``/``-separated, and never contain ``..``.
 
 ``storage_class`` on ``put`` is a hint: a backend without storage classes ignores it, and
 ``None`` lets the backend choose by object kind (``data/`` packs vs metadata).
+
+:class:`ColdStorage` is what an S3 backend offers beyond :class:`Backend`: the state of one object
+(:class:`ObjectState`: storage class, thaw progress, Object Lock), thaws, class changes, retention
+extension and a purge that removes every version. Reach it below a wrapper stack with
+``stack.unwrap`` and ``isinstance(raw, ColdStorage)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from drvault.errors import PermanentError
+
+RestoreStatus = Literal["none", "ongoing", "done"]
+LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +38,33 @@ class ObjectInfo:
     name: str
     size: int
     storage_class: str | None = None
+    mtime: float | None = None  # unix seconds when the object was written (S3 LastModified)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    """One object as a HEAD request sees it: where it sits, whether it reads, what protects it."""
+
+    name: str
+    size: int
+    storage_class: str  # "STANDARD" when S3 omits it
+    archived: bool  # a GET needs a thaw first: GLACIER, DEEP_ARCHIVE, Intelligent-Tiering archive
+    restore: RestoreStatus  # thaw progress, from x-amz-restore
+    restore_expiry: float | None  # unix seconds the thawed copy lasts until (restore "done")
+    lock_mode: LockMode | None
+    retain_until: float | None  # unix seconds
+    legal_hold: bool
+    mtime: float | None
+
+    def readable(self) -> bool:
+        """Whether a GET answers now (not archived, or a thawed copy exists)."""
+        return not self.archived or self.restore == "done"
+
+    def locked(self, now: float) -> bool:
+        """Whether Object Lock refuses deleting this version at ``now`` (unix seconds)."""
+        if self.legal_hold:
+            return True
+        return self.lock_mode is not None and (self.retain_until or 0.0) > now
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,4 +127,38 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections; the backend is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class ColdStorage(Protocol):
+    """What an S3 backend can do beyond Backend: storage classes, thaws, Object Lock."""
+
+    def object_state(self, name: str) -> ObjectState:
+        """The object's state from one HEAD request; ``NotFoundError`` if it is missing."""
+        ...
+
+    def thaw(self, name: str, days: int, tier: str) -> bool:
+        """Ask for a readable copy of an archived object for ``days`` (``tier``: Expedited,
+        Standard or Bulk). True if a request was issued; False if a thaw is already under way or
+        done (nothing is requested twice). ``PermanentError`` if the object is not archived."""
+        ...
+
+    def set_storage_class(self, name: str, storage_class: str) -> None:
+        """Move the object to ``storage_class`` (a copy onto itself); keeps its Object Lock."""
+        ...
+
+    def object_lock(self) -> tuple[str, int | None] | None:
+        """The bucket's Object Lock: None if not enabled, else (default mode or "NONE",
+        default retention in days or None)."""
+        ...
+
+    def extend_retention(self, name: str, until: float) -> bool:
+        """Make the current version's retain-until at least ``until`` (unix seconds); never
+        shortens. True if the retention was changed."""
+        ...
+
+    def purge(self, name: str) -> None:
+        """Delete every version and delete marker of the object, or nothing: if any version is
+        locked, ``ObjectLockedError`` and no version is touched."""
         ...

@@ -119,7 +119,7 @@ class LocalBackend:
             st = self._path(name).stat()
         except OSError as exc:
             raise _translate(name, exc) from exc
-        return ObjectInfo(name, st.st_size)
+        return ObjectInfo(name, st.st_size, mtime=st.st_mtime)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Objects whose names start with ``prefix`` (a plain string prefix, as on S3)."""
@@ -136,10 +136,10 @@ class LocalBackend:
                 if not name.startswith(prefix):
                     continue
                 try:
-                    size = os.stat(os.path.join(dirpath, f)).st_size
+                    st = os.stat(os.path.join(dirpath, f))
                 except FileNotFoundError:
                     continue
-                yield ObjectInfo(name, size)
+                yield ObjectInfo(name, st.st_size, mtime=st.st_mtime)
 
     def delete(self, name: str) -> None:
         try:

@@ -14,6 +14,8 @@ from pathlib import Path
 from drvault.errors import UsageError
 from drvault.sizes import parse_rate
 
+LOCK_MODES = ("compliance", "governance")
+
 
 @dataclass(frozen=True, slots=True)
 class S3Options:
@@ -27,6 +29,21 @@ class S3Options:
     part_size: int = 8 << 20
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    # S3 Object Lock on every write (the bucket must have Object Lock enabled): "compliance" or
+    # "governance", retained for lock_days from the write. None: the bucket's default applies.
+    lock_mode: str | None = None
+    lock_days: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lock_mode is not None:
+            mode = self.lock_mode.strip().lower()
+            if mode not in LOCK_MODES:
+                raise UsageError(
+                    f"s3.lock-mode={self.lock_mode}: expected one of {', '.join(LOCK_MODES)}"
+                )
+            object.__setattr__(self, "lock_mode", mode)
+        if self.lock_days < 0:
+            raise UsageError(f"s3.lock-days={self.lock_days}: expected 0 or more days")
 
 
 @dataclass(frozen=True, slots=True)

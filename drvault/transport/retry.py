@@ -103,6 +103,10 @@ class RetryBackend(Wrapper):
         self.rng = rng
         self.on_retry = on_retry
 
+    def call(self, op: str, name: str, request: Callable[[], T]) -> T:
+        """Run ``request`` (any operation on the backend below) under this retry policy."""
+        return self._call(op, name, request)
+
     def _call(self, op: str, name: str, request: Callable[[], T]) -> T:
         attempts = _Attempts(self)
         while True:

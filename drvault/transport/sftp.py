@@ -512,7 +512,8 @@ class SftpBackend:
                     continue
                 partial = entry.filename.startswith(_TMP_PREFIX)  # an upload, not an object
                 if S_ISREG(mode) and child.startswith(prefix) and not partial:
-                    yield ObjectInfo(child, entry.st_size or 0)
+                    mtime = None if entry.st_mtime is None else float(entry.st_mtime)
+                    yield ObjectInfo(child, entry.st_size or 0, mtime=mtime)
 
     def delete(self, name: str) -> None:
         path = self._path(name)

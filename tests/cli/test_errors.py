@@ -52,7 +52,7 @@ COMMANDS = ["snapshots", "ls", "restore", "check", "backup", "key-list", "key-re
 
 
 def test_exit_codes_are_documented() -> None:
-    assert {0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 130} == set(EXIT_CODES)
+    assert {0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 130} == set(EXIT_CODES)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -95,3 +95,78 @@ def test_required_level_follows_the_bank_tier() -> None:
     assert required_level(other, ledger()) == 4
     assert required_level(config(profile=Profile()), ledger()) is None
     assert required_level(config(), ledger(target_dr_level=3)) == 3
+
+
+# ----------------------------------------------------------------- immutability and RTO
+
+
+def _with(c: CopyState, **kw: object) -> CopyState:
+    from dataclasses import replace
+
+    return replace(c, **kw)  # type: ignore[arg-type]
+
+
+def _centers(**remote: object) -> object:
+    from dataclasses import replace
+
+    from tests.policy.model_factory import PROD, REMOTE, SAME
+
+    return config(PROD, SAME, replace(REMOTE, **remote))  # type: ignore[arg-type]
+
+
+def test_immutable_copy_is_read_from_the_objects_not_the_config() -> None:
+    from drvault.policy.model import Immutability
+
+    declared = _centers(immutability=Immutability("compliance", 30))
+    locked = state(
+        copy("gz-prod", 0.1),
+        copy("gz-dr2", 0.2),
+        _with(copy("zixing-djh", 1.0), lock="COMPLIANCE", lock_until=NOW + 30 * 86400),
+    )
+    result = evaluate(declared, ledger(), locked, NOW)  # type: ignore[arg-type]
+    assert verdicts(result, "immutable") == {"zixing-djh": "pass"}
+    assert verdicts(result, "immutable-copy") == {None: "pass"}
+    # Declared, but the objects carry no lock: a failure at that center.
+    bare = evaluate(declared, ledger(), healthy(), NOW)  # type: ignore[arg-type]
+    assert verdicts(bare, "immutable") == {"zixing-djh": "fail"}
+    assert not bare.compliant
+    # Partly locked objects are not an immutable copy either.
+    partial = state(
+        copy("gz-prod", 0.1),
+        copy("gz-dr2", 0.2),
+        _with(copy("zixing-djh", 1.0), lock="partial", lock_detail="3 of 9 objects locked"),
+    )
+    result = evaluate(declared, ledger(), partial, NOW)  # type: ignore[arg-type]
+    assert verdicts(result, "immutable") == {"zixing-djh": "fail"}
+    assert "3 of 9" in next(c.reason for c in result.checks if c.id == "immutable")
+
+
+def test_governance_only_and_no_lock_are_warnings() -> None:
+    governance = state(
+        copy("gz-prod", 0.1),
+        copy("gz-dr2", 0.2),
+        _with(copy("zixing-djh", 1.0), lock="GOVERNANCE", lock_until=NOW + 86400),
+    )
+    result = evaluate(config(), ledger(), governance, NOW)
+    assert verdicts(result, "immutable-copy") == {None: "warn"}
+    assert verdicts(evaluate(config(), ledger(), healthy(), NOW), "immutable-copy") == {
+        None: "warn"
+    }
+
+
+def test_rto_counts_the_thaw_of_the_coldest_class() -> None:
+    glacier = (("GLACIER", 5 << 30), ("STANDARD", 1 << 30))
+    cold = state(
+        copy("gz-prod", 0.1),
+        _with(copy("gz-dr2", 0.2), newest_classes=glacier),
+        _with(copy("zixing-djh", 1.0), newest_classes=glacier),
+    )
+    result = evaluate(config(), ledger(rto=4 * HOUR), cold, NOW)
+    assert verdicts(result, "rto") == {"gz-prod": "pass", "gz-dr2": "warn", "zixing-djh": "warn"}
+    assert verdicts(result, "business-rto") == {None: "fail"}
+    assert "GLACIER" in next(
+        c.reason for c in result.checks if c.center == "gz-dr2" and c.id == "rto"
+    )
+    # Standard thaws of GLACIER take up to 5 h: a 6 h RTO is met.
+    relaxed = evaluate(config(), ledger(rto=6 * HOUR), cold, NOW)
+    assert verdicts(relaxed, "business-rto") == {None: "pass"}

@@ -783,3 +783,72 @@ def test_finish_rejects_keys_nobody_took() -> None:
     reader.optional("z")
     with pytest.raises(ConfigError, match=r"^t\.yaml:2: unknown key 'b' \(known: a, z\)$"):
         reader.finish()
+
+
+# ------------------------------------------------------------------ storage and immutability
+
+S3_NEAR = "    url: s3:http://127.0.0.1:9000/near\n"
+
+
+def with_near(extra: str, url: str = S3_NEAR) -> str:
+    return edit("    url: /srv/near\n", url + extra)
+
+
+def test_storage_ladder_and_immutability_are_read() -> None:
+    text = with_near(
+        "    storage:\n"
+        "      data_class: STANDARD_IA\n"
+        "      ladder: [{after: 7d, to: GLACIER}, {after: 97d, to: DEEP_ARCHIVE}]\n"
+        "      thaw: {tier: Bulk, days: 3}\n"
+        "    immutability: {mode: governance, days: 30}\n"
+    )
+    near = parse_config(text, FILE).center("near")
+    assert near.storage.data_class == "STANDARD_IA"
+    assert [(s.after, s.to) for s in near.storage.ladder] == [
+        (7 * 86400.0, "GLACIER"),
+        (97 * 86400.0, "DEEP_ARCHIVE"),
+    ]
+    assert (near.storage.thaw_tier, near.storage.thaw_days) == ("Bulk", 3)
+    assert near.immutability is not None
+    assert (near.immutability.mode, near.immutability.days) == ("governance", 30)
+
+
+@pytest.mark.parametrize(
+    ("extra", "url", "needle", "part"),
+    [
+        ("    storage: {data_class: GLACIER}\n", "    url: /srv/near\n", "storage:", "need an S3"),
+        (
+            "    immutability: {mode: compliance, days: 9}\n",
+            "    url: /srv/near\n",
+            "immutability",
+            "append-only",
+        ),
+        (
+            "    storage: {metadata_class: GLACIER}\n",
+            S3_NEAR,
+            "metadata_class",
+            "instantly readable",
+        ),
+        ("    storage: {data_class: COLD}\n", S3_NEAR, "data_class", "GLACIER"),
+        (
+            "    storage: {ladder: [{after: 9d, to: DEEP_ARCHIVE}, {after: 7d, to: GLACIER}]}\n",
+            S3_NEAR,
+            "after: 7d",
+            "later and be colder",
+        ),
+        ("    storage: {thaw: {tier: Fast}}\n", S3_NEAR, "tier: Fast", "Expedited"),
+        ("    immutability: {mode: compliance}\n", S3_NEAR, "immutability", "needs days"),
+        ("    immutability: {mode: append-only, days: 3}\n", S3_NEAR, "days: 3", "no retention"),
+        ("    immutability: {mode: worm, days: 3}\n", S3_NEAR, "mode: worm", "compliance"),
+    ],
+)
+def test_bad_storage_and_immutability(extra: str, url: str, needle: str, part: str) -> None:
+    assert_error(with_near(extra, url), needle, part)
+
+
+def test_append_only_needs_no_s3() -> None:
+    config = parse_config(
+        with_near("    immutability: {mode: append-only}\n", "    url: /srv/near\n"), FILE
+    )
+    near = config.center("near")
+    assert near.immutability is not None and near.immutability.mode == "append-only"

@@ -9,6 +9,7 @@ the session (CLI subprocesses inherit them) and hides the user's AWS config and 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -103,6 +104,40 @@ class MotoServer:
         name = f"drvault-{next(self._names):04d}-{uuid.uuid4().hex[:12]}"
         self.client(**credentials).create_bucket(Bucket=name)
         return name
+
+    def new_lock_bucket(self, mode: str | None = None, days: int | None = None) -> str:
+        """A new bucket with Object Lock (and so versioning) on; with ``mode`` and ``days``, a
+        default retention too."""
+        name = f"drvault-lock-{next(self._names):04d}-{uuid.uuid4().hex[:12]}"
+        client = self.client()
+        client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+        if mode:
+            rule = {"DefaultRetention": {"Mode": mode, "Days": days or 1}}
+            client.put_object_lock_configuration(
+                Bucket=name, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": rule}
+            )
+        return name
+
+    def set_restore_transition(self, transition: Mapping[str, Any] | None) -> None:
+        """How moto's thaws progress (state-manager model ``s3::keyrestore``), for the whole
+        server: e.g. ``{"progression": "time", "seconds": 3}``; None: immediate (the default).
+
+        moto quirk: with ``time`` the clock runs from the object's creation, and a thaw reads as
+        done until it first reads as under way; so an object must be older than ``seconds``
+        when its thaw is requested, then the thaw is under way for ``seconds`` from the first
+        HEAD after the request.
+        """
+        body = {
+            "model_name": "s3::keyrestore",
+            "transition": dict(transition or {"progression": "immediate"}),
+        }
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/state-manager/set-transition",
+            data=json.dumps(body).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status in (200, 201), answer.status
 
     def url(self, bucket: str, prefix: str = "repo") -> str:
         tail = f"/{prefix}" if prefix else ""

@@ -4,6 +4,7 @@ protocol: where files land, that no temporary file is left, names that would esc
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,8 @@ def test_put_get_stat(backend: LocalBackend, tmp_path: Path) -> None:
     backend.put("data/ab/abc", b"0123456789")
     assert (tmp_path / "root" / "data" / "ab" / "abc").read_bytes() == b"0123456789"
     assert backend.get("data/ab/abc") == b"0123456789"
-    assert backend.stat("data/ab/abc") == ObjectInfo("data/ab/abc", 10)
+    info = backend.stat("data/ab/abc")
+    assert (info.name, info.size, info.storage_class) == ("data/ab/abc", 10, None)
     backend.put("data/ab/abc", memoryview(b"replaced"))  # non-exclusive put replaces
     assert backend.get("data/ab/abc") == b"replaced"
     backend.put("empty", b"")
@@ -61,6 +63,19 @@ def test_list_yields_each_object_once_and_skips_temporaries(
         ("index/bb", 8),
     ]
     assert list(backend.list("snapshots/")) == []
+
+
+def test_list_and_stat_give_the_write_time(backend: LocalBackend, tmp_path: Path) -> None:
+    before = time.time()
+    backend.put("index/new", b"new")
+    backend.put("index/old", b"old")
+    os.utime(tmp_path / "root" / "index" / "old", (1_600_000_000, 1_600_000_000))
+    listed = {i.name: i for i in backend.list("index/")}
+    assert listed["index/old"] == ObjectInfo("index/old", 3, None, 1_600_000_000.0)
+    assert backend.stat("index/old").mtime == 1_600_000_000.0
+    new = listed["index/new"].mtime
+    assert new is not None and before - 1 <= new <= time.time() + 1
+    assert backend.stat("index/new").mtime == new
 
 
 def test_list_of_a_missing_root_is_empty(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from drvault.errors import (
     TransientError,
     UsageError,
 )
-from drvault.transport import ObjectInfo, open_backend
+from drvault.transport import open_backend
 from drvault.transport.base import ShortReadError
 from drvault.transport.options import S3Options, TransportOptions
 from drvault.transport.s3 import S3Backend
@@ -161,7 +161,8 @@ def test_storage_class_by_kind_and_hint(s3_server: MotoServer) -> None:
     assert head_class("index/abc") == "ONEZONE_IA"
     assert head_class("snapshots/s1") == "GLACIER_IR"
     assert b.get("snapshots/s1") == b"snap"  # instant-retrieval class: readable directly
-    assert b.stat("index/abc") == ObjectInfo("index/abc", 5, "ONEZONE_IA")
+    info = b.stat("index/abc")
+    assert (info.name, info.size, info.storage_class) == ("index/abc", 5, "ONEZONE_IA")
     assert {(i.name, i.storage_class) for i in b.list("data/")} == {
         ("data/00/pack", "STANDARD_IA"),
         ("data/01/big", "STANDARD_IA"),
@@ -180,13 +181,13 @@ def test_archived_objects_need_a_thaw(backend: S3Backend) -> None:
     with pytest.raises(ArchivedError):
         backend.get("data/cold", 1, 2)
     assert backend.stat("data/cold").storage_class == "GLACIER"
-    backend.thaw("data/cold", days=2, tier="Bulk")  # moto completes a restore at once
-    backend.thaw("data/cold")
+    assert backend.thaw("data/cold", days=2, tier="Bulk")  # moto completes a restore at once
+    assert not backend.thaw("data/cold", 1, "Standard")  # already thawed: nothing requested
     assert backend.get("data/cold") == b"frozen"
 
     backend.put("data/warm", b"deep")
     with pytest.raises(PermanentError, match="not in an archive storage class"):
-        backend.thaw("data/warm")
+        backend.thaw("data/warm", 1, "Standard")
     backend.set_storage_class("data/warm", "DEEP_ARCHIVE")
     assert backend.stat("data/warm").storage_class == "DEEP_ARCHIVE"
     with pytest.raises(ArchivedError, match="DEEP_ARCHIVE"):

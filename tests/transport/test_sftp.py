@@ -244,6 +244,18 @@ def test_temporary_files_are_skipped_and_none_are_left(backend: SftpBackend, sft
     assert list(backend.list("snapshots/")) == []
 
 
+def test_list_gives_the_write_time(backend: SftpBackend, sftp_url: str) -> None:
+    root = Path(parse_sftp(sftp_url).path)
+    before = time.time()
+    backend.put("index/new", b"new")
+    backend.put("index/old", b"old")
+    os.utime(root / "index" / "old", (1_600_000_000, 1_600_000_000))
+    listed = {i.name: i for i in backend.list("index/")}
+    assert listed["index/old"] == ObjectInfo("index/old", 3, None, 1_600_000_000.0)
+    new = listed["index/new"].mtime
+    assert new is not None and int(before) - 1 <= new <= time.time() + 1  # whole seconds
+
+
 def test_ranged_get_across_a_large_object(backend: SftpBackend) -> None:
     data = os.urandom(3 * _MIB + 12345)  # many 128 KiB requests, an odd tail
     backend.put("data/big", data)
