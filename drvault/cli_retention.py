@@ -13,12 +13,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import click
 
 from drvault import errors
 from drvault.cli import _ctx, backend_for, cli, emit, repo_url
+from drvault.cli_centers import _exit_code
 from drvault.durations import format_duration, parse_duration
 from drvault.errors import DrvaultError, UsageError
 from drvault.policy.model import BackupSet, Center, Config, Retention
@@ -74,12 +76,9 @@ def _lock(backend: Backend, exclusive: bool, command: str) -> RepoLock:
 
 
 def _exit(failures: list[DrvaultError]) -> None:
+    """Exit with the worst failure's code, ranked as replicate ranks them."""
     if failures:
-        codes = {f.exit_code for f in failures}
-        for code in (errors.EXIT_INTEGRITY, errors.EXIT_BACKEND, errors.EXIT_LOCKED):
-            if code in codes:
-                sys.exit(code)
-        sys.exit(max(codes))
+        sys.exit(_exit_code(failures))
 
 
 # --------------------------------------------------------------------------------- forget
@@ -195,6 +194,38 @@ class _Partial(Exception):
         self.doc, self.code = doc, code
 
 
+def _collect(
+    where: str,
+    work: Callable[[], dict[str, Any]],
+    docs: list[dict[str, Any]],
+    failures: list[DrvaultError],
+    *,
+    keep_going: bool,
+) -> None:
+    """Run one repository's work and keep its document. A partial result counts as a failure;
+    an error ends the command unless ``keep_going`` (the other pairs of a configuration still
+    run: the error is logged as one line and kept in the document)."""
+    try:
+        docs.append(work())
+    except _Partial as partial:
+        docs.append(partial.doc)
+        failures.append(errors.BackendError(f"{where}: incomplete"))
+    except DrvaultError as exc:
+        if not keep_going:
+            raise
+        click.echo(f"{where}: error: {exc}", err=True)
+        docs.append({"repository": where, "error": str(exc)})
+        failures.append(exc)
+
+
+def _forget_at(
+    backup_set: BackupSet, center: Center, policy: Retention, dry_run: bool
+) -> dict[str, Any]:
+    with _configured(backup_set, center) as backend:
+        where = f"{backup_set.id}@{center.id}"
+        return _forget_one(backend, policy, dry_run, ("set",), where)
+
+
 @cli.command()
 @click.argument("repo", required=False)
 @_keep_options
@@ -246,25 +277,19 @@ def forget(
                 _say(f"{where}: {why}: every snapshot kept")
                 docs.append({"repository": where, "skipped": why})
                 continue
-            try:
-                with _configured(backup_set, center) as backend:
-                    docs.append(_forget_one(backend, policy, dry_run, ("set",), where))
-            except _Partial as p:
-                docs.append(p.doc)
-                failures.append(errors.BackendError("forget incomplete"))
-            except DrvaultError as exc:
-                click.echo(f"{where}: error: {exc}", err=True)
-                docs.append({"repository": where, "error": str(exc)})
-                failures.append(exc)
+            work = partial(_forget_at, backup_set, center, policy, dry_run)
+            _collect(where, work, docs, failures, keep_going=True)
     else:
         if set_ids or center_ids:
             raise UsageError("--set and --center need --config")
         url = repo_url(repo, "forget")
-        try:
-            docs.append(_forget_one(backend_for(url), flags, dry_run, groups, url))
-        except _Partial as p:
-            docs.append(p.doc)
-            failures.append(errors.BackendError("forget incomplete"))
+        _collect(
+            url,
+            lambda: _forget_one(backend_for(url), flags, dry_run, groups, url),
+            docs,
+            failures,
+            keep_going=False,
+        )
     if ctx.json:
         click.echo(json.dumps({"repositories": docs}, sort_keys=True, default=str))
     _exit(failures)
@@ -360,6 +385,14 @@ def _prune_one(
     return doc
 
 
+def _prune_at(
+    backup_set: BackupSet, center: Center, keyed: bool, dry_run: bool, lock_days: int
+) -> dict[str, Any]:
+    with _configured(backup_set, center) as backend:
+        where = f"{backup_set.id}@{center.id}"
+        return _prune_one(backend, where, keyed=keyed, dry_run=dry_run, lock_days=lock_days)
+
+
 @cli.command()
 @click.argument("repo", required=False)
 @click.option("--set", "set_ids", multiple=True, metavar="SET", help="With --config: this set.")
@@ -394,29 +427,19 @@ def prune(
                 continue
             use_key = not keyless and (keyed or center.id == backup_set.production)
             days = center.immutability.days if center.immutability is not None else 0
-            try:
-                with _configured(backup_set, center) as backend:
-                    docs.append(
-                        _prune_one(backend, where, keyed=use_key, dry_run=dry_run, lock_days=days)
-                    )
-            except _Partial as p:
-                docs.append(p.doc)
-                failures.append(errors.BackendError("prune incomplete"))
-            except DrvaultError as exc:
-                click.echo(f"{where}: error: {exc}", err=True)
-                docs.append({"repository": where, "error": str(exc)})
-                failures.append(exc)
+            work = partial(_prune_at, backup_set, center, use_key, dry_run, days)
+            _collect(where, work, docs, failures, keep_going=True)
     else:
         if set_ids or center_ids or keyed:
             raise UsageError("--set, --center and --keyed need --config")
         url = repo_url(repo, "prune")
-        try:
-            docs.append(
-                _prune_one(backend_for(url), url, keyed=not keyless, dry_run=dry_run, lock_days=0)
+
+        def one() -> dict[str, Any]:
+            return _prune_one(
+                backend_for(url), url, keyed=not keyless, dry_run=dry_run, lock_days=0
             )
-        except _Partial as p:
-            docs.append(p.doc)
-            failures.append(errors.BackendError("prune incomplete"))
+
+        _collect(url, one, docs, failures, keep_going=False)
     if ctx.json:
         click.echo(json.dumps({"repositories": docs}, sort_keys=True, default=str))
     _exit(failures)
@@ -518,7 +541,8 @@ def tier(
     "--stale-after", default="30m", show_default=True, help="Remove locks older than this."
 )
 def unlock(repo: str | None, stale_after: str) -> None:
-    """Remove stale locks (not refreshed for --stale-after, or of a dead process here)."""
+    """Remove stale locks (not refreshed for --stale-after, or of a dead process here) and
+    unreadable lock objects."""
     url = repo_url(repo, "unlock")
     backend = backend_for(url)
     removed = remove_stale(backend, time.time(), parse_duration(stale_after))

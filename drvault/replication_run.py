@@ -91,6 +91,14 @@ def _replicate_set(
     state_dir = Path(config.state_dir)
     production = config.center(backup_set.production)
     started = time.time()
+
+    def failed(name: str, exc: DrvaultError) -> None:
+        record_run(
+            state_dir, backup_set.id, name, ok=False, bytes_sent=0,
+            seconds=time.time() - started, error=str(exc), now=started,
+        )  # fmt: skip
+        done(PairOutcome(backup_set.id, name, None, exc))
+
     with ExitStack() as opened:
         source = open_center(production, backup_set.id)
         opened.callback(source.close)
@@ -106,11 +114,7 @@ def _replicate_set(
                 lock = RepoLock(target, exclusive=False, command="replicate", wait=lock_wait)
                 lock.acquire()
             except DrvaultError as exc:
-                record_run(
-                    state_dir, backup_set.id, name, ok=False, bytes_sent=0,
-                    seconds=time.time() - started, error=str(exc), now=started,
-                )  # fmt: skip
-                done(PairOutcome(backup_set.id, name, None, exc))
+                failed(name, exc)
                 continue
             opened.callback(lock.release)
             targets[name] = target
@@ -120,11 +124,7 @@ def _replicate_set(
             results = replicate(source, targets, parallel=parallel)
         except DrvaultError as exc:  # the source itself failed: every target is affected
             for name in targets:
-                record_run(
-                    state_dir, backup_set.id, name, ok=False, bytes_sent=0,
-                    seconds=time.time() - started, error=str(exc), now=started,
-                )  # fmt: skip
-                done(PairOutcome(backup_set.id, name, None, exc))
+                failed(name, exc)
             return
     for name, result in results.items():
         error = result.error
