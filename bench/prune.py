@@ -1,7 +1,8 @@
 """Prune at scale: how much forget + prune reclaim against what they should, how long prune takes
 and how much memory it needs, and that the repository is whole afterwards.
 
-    python -m bench.prune [--size 1G] [--workdir DIR] [--seed N] [--no-peers] [--json]
+    python -m bench.prune [--size 1G] [--max-unused 5%] [--workdir DIR] [--seed N] [--no-peers]
+                          [--json]
 
 1. Data: a directory of 1 MiB files of seeded random (incompressible) bytes, 8/15 of
    ``--size``, in 8 groups of neighbouring files. Day 1 backs it up; on each of days 2-8 the
@@ -9,18 +10,20 @@ and how much memory it needs, and that the repository is whole afterwards.
    up again. The repository (default settings: 16 MiB packs, 64 KiB chunks; the library API,
    untimed) then holds about ``--size``: day 1's data plus 7/8 of it again.
 2. ``drvault forget --keep-last 4`` (days 5-8 stay), then ``drvault prune`` with the CLI's
-   defaults (keyed: whole unneeded packs deleted, index files rewritten),
+   defaults (keyed: whole unneeded packs deleted, partly needed packs repacked until at most
+   5 % of the needed bytes is waste, index files rewritten, a forwarding record written),
    each a subprocess of its own.
 3. What only the forgotten snapshots needed is known from the construction: day 1's version
    of groups 0-3 (rewritten on days 2-5). The bytes the repository shrank by in the prune, over
    that, is the "reclaimed / expected" ratio; it can pass 100 % by the forgotten days' own
    trees and the encryption overhead of the deleted blobs, and falls short by what partly used
-   packs left as they are still hold.
+   packs left within the 5 % tolerance still hold.
 4. Every kept snapshot is restored (``drvault restore``) and each file compared with the bytes
    written for that day (SHA-256); then ``drvault check --read-data`` reads every blob.
 
 5. Side by side (unless ``--no-peers``): restic and borg back up the same eight days (each day
-   right after drvault), then ``restic forget --keep-last 4 --prune`` and ``borg prune
+   right after drvault), then ``restic forget --keep-last 4 --prune --max-unused`` (the same
+   tolerance) and ``borg prune
    --keep-last 4`` + ``borg compact``, measured the same way (wall time, peak RSS by GNU time,
    repository bytes before and after).
 
@@ -178,6 +181,7 @@ def build(
 @dataclass
 class Result:
     size: int
+    max_unused: str
     files: int
     data_bytes: int
     repo_before: int
@@ -216,9 +220,11 @@ def verify_restore(repo: Path, snapshot: str, digests: dict[str, str], work: Pat
     return None
 
 
-def _peer_prune(peer: Tool) -> list[Run]:
+def _peer_prune(peer: Tool, max_unused: str) -> list[Run]:
+    """restic gets the same tolerance of unneeded bytes; borg compacts every segment it can."""
     if isinstance(peer, Restic):
-        return [run_tool(peer._cmd("forget", "--keep-last", str(KEEP), "--prune"), peer.env)]
+        cmd = ("forget", "--keep-last", str(KEEP), "--prune", "--max-unused", max_unused)
+        return [run_tool(peer._cmd(*cmd), peer.env)]
     assert isinstance(peer, Borg)
     return [
         run_tool(["borg", "prune", "--keep-last", str(KEEP), str(peer.repo)], peer.env),
@@ -226,7 +232,9 @@ def _peer_prune(peer: Tool) -> list[Run]:
     ]
 
 
-def run(work: Path, size: int, seed: int, with_peers: bool = True) -> Result:
+def run(
+    work: Path, size: int, seed: int, with_peers: bool = True, max_unused: str = "5%"
+) -> Result:
     repo = work / "repo"
     shutil.rmtree(repo, ignore_errors=True)
     peers: list[Tool] = []
@@ -251,7 +259,7 @@ def run(work: Path, size: int, seed: int, with_peers: bool = True) -> Result:
     if forgot["repositories"][0]["forgotten"] != DAYS - KEEP:
         raise BenchError(f"forget --keep-last {KEEP} did not forget {DAYS - KEEP}: {forgot}")
     after_forget = repo_bytes(repo)
-    pruned = drvault("--json", "prune", repo, work=work)
+    pruned = drvault("--json", "prune", repo, "--max-unused", max_unused, work=work)
     after_prune = repo_bytes(repo)
     doc = json.loads(pruned.stdout)["repositories"][0]
     _progress(f"prune: {pruned.seconds:.1f} s, peak RSS {pruned.peak_rss / MIB:.0f} MiB")
@@ -274,7 +282,7 @@ def run(work: Path, size: int, seed: int, with_peers: bool = True) -> Result:
     for peer in peers:
         where = Path(str(peer.repo))
         size_before = dir_bytes(where)
-        runs = _peer_prune(peer)
+        runs = _peer_prune(peer, max_unused)
         measured[peer.name] = {
             "repo_before": size_before,
             "repo_after": dir_bytes(where),
@@ -288,6 +296,7 @@ def run(work: Path, size: int, seed: int, with_peers: bool = True) -> Result:
         shutil.rmtree(where, ignore_errors=True)
     return Result(
         size=size,
+        max_unused=max_unused,
         files=built.files,
         data_bytes=built.data_bytes,
         repo_before=before,
@@ -300,7 +309,15 @@ def run(work: Path, size: int, seed: int, with_peers: bool = True) -> Result:
         prune_peak_rss=pruned.peak_rss,
         prune={
             k: doc[k]
-            for k in ("delete_packs", "partly_needed_packs", "partly_unneeded_bytes", "held_packs")
+            for k in (
+                "delete_packs",
+                "repack_packs",
+                "repack_needed_bytes",
+                "bytes_written",
+                "partly_needed_packs",
+                "partly_unneeded_bytes",
+                "held_packs",
+            )
         },
         restored=restored,
         restore_errors=restore_errors,
@@ -326,8 +343,10 @@ def table(r: Result) -> str:
         ("prune peak RSS", mib(r.prune_peak_rss)),
         (
             "prune plan",
-            f"{p['delete_packs']} pack(s) deleted, {p['partly_needed_packs']} partly needed "
-            f"({p['partly_unneeded_bytes'] / MIB:.1f} MiB unneeded inside), {p['held_packs']} held",
+            f"{p['delete_packs']} pack(s) deleted, of them {p['repack_packs']} repacked "
+            f"({p['bytes_written'] / MIB:.1f} MiB written); {p['partly_needed_packs']} partly "
+            f"needed left ({p['partly_unneeded_bytes'] / MIB:.1f} MiB unneeded inside), "
+            f"{p['held_packs']} held",
         ),
         (
             f"restore of {KEEP} kept snapshots",
@@ -337,7 +356,8 @@ def table(r: Result) -> str:
     ]
     head = (
         f"prune: {DAYS} daily snapshots of {r.data_bytes / MIB:.0f} MiB ({r.files} files of "
-        f"1 MiB, 1/{GROUPS} rewritten a day), forget --keep-last {KEEP}, prune"
+        f"1 MiB, 1/{GROUPS} rewritten a day), forget --keep-last {KEEP}, "
+        f"prune --max-unused {r.max_unused}"
     )
     width = max(len(k) for k, _ in rows)
     lines = [head, *(f"  {k:<{width}}  {v}" for k, v in rows)]
@@ -390,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="1G", help="repository size before forget (1G)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument(
+        "--max-unused", default="5%", help="prune's tolerance of unneeded bytes in packs (5%%)"
+    )
     ap.add_argument("--json", action="store_true", help="also print the result as JSON")
     ap.add_argument("--no-peers", action="store_true", help="drvault only (no restic, borg)")
     args = ap.parse_args(argv)
@@ -399,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="drvault-bench-prune-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     try:
-        result = run(work, size, args.seed, not args.no_peers)
+        result = run(work, size, args.seed, not args.no_peers, args.max_unused)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

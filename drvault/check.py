@@ -2,10 +2,12 @@
 
 Structure (always): every key slot, the config, every index file and snapshot verified against
 its name and decrypted; every tree of every snapshot read and decoded; every blob a tree refers
-to indexed; every indexed pack present; each snapshot's keyless pack list covers the packs its
-trees need; every pack read once, its SHA-256 compared with its name and its own blob table
-compared with the index. ``read_data`` (or a subset ``n/m`` of the data packs) also decrypts and
-verifies every blob in those packs. Tree packs are always read in full.
+to indexed; every indexed pack present; each snapshot's keyless pack list, closed over the
+forwarding records, covers the packs its trees need (a blob stored twice is covered by either
+copy); every forwarding record verified against its name; every pack read once, its SHA-256
+compared with its name and its own blob table compared with the index. ``read_data`` (or a
+subset ``n/m`` of the data packs) also decrypts and verifies every blob in those packs.
+Tree packs are always read in full.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from drvault.errors import (
     TransientError,
     UsageError,
 )
-from drvault.repository import layout
+from drvault.repository import forward, layout
 from drvault.repository.fanout import fan_out
 from drvault.repository.index import PackRef
 from drvault.repository.keys import MalformedKeySlot, parse_slot
@@ -107,18 +109,34 @@ def check(
         fail(problem)
     stats.snapshots = len(snapshots)
 
-    closure: dict[bytes, frozenset[bytes]] = {}
+    forward_errors: list[IntegrityError] = []
+    forwards = forward.read_all(repo.backend, repo.parallel_reads, forward_errors)
+    for problem in forward_errors:
+        fail(problem)
 
-    def packs_of_tree(tree_id: bytes, snap_id: bytes) -> frozenset[bytes]:
-        """Every pack the tree and everything below it needs (memoised across snapshots)."""
+    # Per tree (memoised across snapshots): the packs it and everything below it need, and for
+    # blobs stored in more than one pack, the alternatives (any one of them serves).
+    closure: dict[bytes, tuple[frozenset[bytes], frozenset[tuple[bytes, ...]]]] = {}
+
+    def need(blob_id: bytes, own: set[bytes], alternatives: set[tuple[bytes, ...]]) -> bool:
+        copies = repo.index.copies_of(blob_id)
+        if len(copies) == 1:
+            own.add(copies[0])
+        elif copies:
+            alternatives.add(tuple(sorted(copies)))
+        return bool(copies)
+
+    def packs_of_tree(
+        tree_id: bytes, snap_id: bytes
+    ) -> tuple[frozenset[bytes], frozenset[tuple[bytes, ...]]]:
         known = closure.get(tree_id)
         if known is not None:
             return known
         own: set[bytes] = set()
-        pack = repo.index.pack_of(tree_id)
-        if pack is not None:
-            own.add(pack)
-        closure[tree_id] = frozenset(own)  # guards against cycles in a hostile repository
+        alternatives: set[tuple[bytes, ...]] = set()
+        need(tree_id, own, alternatives)
+        # guards against cycles in a hostile repository
+        closure[tree_id] = (frozenset(own), frozenset(alternatives))
         try:
             nodes = decode_tree(repo.get_blob(tree_id), f"tree {tree_id.hex()[:16]}")
         except (TransientError, ArchivedError):
@@ -129,22 +147,24 @@ def check(
         stats.trees += 1
         for node in nodes:
             if node.type == NodeType.DIR and node.subtree is not None:
-                own |= packs_of_tree(node.subtree, snap_id)
+                below, below_alternatives = packs_of_tree(node.subtree, snap_id)
+                own |= below
+                alternatives |= below_alternatives
             for blob_id in node.content:
                 stats.blobs_referenced += 1
-                pack = repo.index.pack_of(blob_id)
-                if pack is None:
+                if not need(blob_id, own, alternatives):
                     errors.append(
                         f"blob {blob_id.hex()[:16]} of snapshot {snap_id.hex()[:8]}"
                         " is not in any index"
                     )
-                else:
-                    own.add(pack)
-        closure[tree_id] = frozenset(own)
+        closure[tree_id] = (frozenset(own), frozenset(alternatives))
         return closure[tree_id]
 
     for snap in snapshots:
-        missing = packs_of_tree(snap.tree, snap.id) - set(snap.packs)
+        listed = forwards.closure(snap.packs)
+        own, alternatives = packs_of_tree(snap.tree, snap.id)
+        missing = set(own - listed)
+        missing.update(a[0] for a in alternatives if listed.isdisjoint(a))
         if missing:
             errors.append(
                 f"snapshots/{snap.id.hex()}: pack list lacks {len(missing)} pack(s) its trees need"

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,7 @@ from drvault.policy.model import BackupSet, Center, Config, Retention
 from drvault.policy.retention import describe
 from drvault.progress import human_bytes
 from drvault.repository.lock import RepoLock, remove_stale
+from drvault.sizes import parse_size
 from drvault.transport import Backend
 
 
@@ -305,6 +307,7 @@ def _prune_one(
     keyed: bool,
     dry_run: bool,
     lock_days: int,
+    limits: RepackLimits,
 ) -> dict[str, Any]:
     from drvault.password import get_password
     from drvault.prune import prune as run_prune
@@ -323,6 +326,8 @@ def _prune_one(
             guard=lock.check,
             dry_run=dry_run,
             lock_days=lock_days,
+            max_unused=limits.max_unused,
+            max_repack=limits.max_repack,
         )
     finally:
         lock.release()
@@ -335,11 +340,27 @@ def _prune_one(
         f"  {verb} {len(plan.delete_packs)} pack(s) ({human_bytes(plan.delete_bytes)})"
         f" and {len(plan.delete_index)} index file(s)",
     ]
+    if plan.repack:
+        verb_repack = "would repack" if dry_run else "repacked"
+        lines.append(
+            f"  {verb_repack} {len(plan.repack)} partly needed pack(s) "
+            f"({human_bytes(sum(plan.repack.values()))}, "
+            f"{human_bytes(plan.repack_needed)} of it needed)"
+        )
+        if not dry_run:
+            lines.append(
+                f"    wrote {result.packs_written} new pack(s) "
+                f"({human_bytes(result.bytes_written)}) and a forwarding record"
+            )
     if plan.partly:
         lines.append(
             f"  {plan.partly} partly needed pack(s) left as they are "
-            f"({human_bytes(plan.partly_unneeded)} unneeded inside them)"
+            f"({human_bytes(plan.partly_unneeded)} unneeded inside them"
+            + (f"; {plan.partly_cold} archived, not read" if plan.partly_cold else "")
+            + ")"
         )
+    if plan.superseded:
+        lines.append(f"  {plan.superseded} pack(s) superseded by a repack at the source")
     if plan.held:
         lines.append(
             f"  {len(plan.held)} unneeded pack(s) kept: an index file that stays names them"
@@ -352,7 +373,7 @@ def _prune_one(
             + (f" ({_when(first)} at the earliest)" if first else "")
         )
     if not dry_run:
-        lines.append(f"  reclaimed {human_bytes(result.bytes_deleted)}")
+        lines.append(f"  reclaimed {human_bytes(result.bytes_reclaimed)}")
     if result.locks_extended:
         lines.append(f"  extended the Object Lock of {result.locks_extended} needed object(s)")
     if not _ctx().json:
@@ -370,13 +391,21 @@ def _prune_one(
         "delete_packs": len(plan.delete_packs),
         "delete_bytes": plan.delete_bytes,
         "delete_index": len(plan.delete_index),
+        "repack_packs": len(plan.repack),
+        "repack_bytes": sum(plan.repack.values()),
+        "repack_needed_bytes": plan.repack_needed,
         "partly_needed_packs": plan.partly,
         "partly_unneeded_bytes": plan.partly_unneeded,
+        "partly_archived_packs": plan.partly_cold,
+        "superseded_packs": plan.superseded,
+        "forwards_deleted": result.forwards_deleted,
+        "packs_written": result.packs_written,
+        "bytes_written": result.bytes_written,
         "held_packs": len(plan.held),
         "locked_objects": sorted(plan.locked),
         "packs_deleted": result.packs_deleted,
         "bytes_deleted": result.bytes_deleted,
-        "bytes_reclaimed": result.bytes_deleted,
+        "bytes_reclaimed": result.bytes_reclaimed,
         "locks_extended": result.locks_extended,
         "errors": result.errors,
     }
@@ -386,11 +415,39 @@ def _prune_one(
 
 
 def _prune_at(
-    backup_set: BackupSet, center: Center, keyed: bool, dry_run: bool, lock_days: int
+    backup_set: BackupSet,
+    center: Center,
+    keyed: bool,
+    dry_run: bool,
+    lock_days: int,
+    limits: RepackLimits,
 ) -> dict[str, Any]:
     with _configured(backup_set, center) as backend:
         where = f"{backup_set.id}@{center.id}"
-        return _prune_one(backend, where, keyed=keyed, dry_run=dry_run, lock_days=lock_days)
+        return _prune_one(
+            backend, where, keyed=keyed, dry_run=dry_run, lock_days=lock_days, limits=limits
+        )
+
+
+@dataclass(frozen=True)
+class RepackLimits:
+    max_unused: float  # share of the needed bytes
+    max_repack: int | None  # bytes of packs read, None: no limit
+
+    @classmethod
+    def parse(cls, max_unused: str, max_repack: str) -> RepackLimits:
+        text = max_unused.strip()
+        if text == "unlimited":
+            unused = float("inf")
+        else:
+            try:
+                unused = float(text.removesuffix("%")) / 100
+            except ValueError:
+                unused = -1.0
+            if not text.endswith("%") or not 0 <= unused < float("inf"):
+                raise UsageError(f"--max-unused wants a percentage (5%) or unlimited, not {text!r}")
+        limit = None if max_repack.strip() == "unlimited" else parse_size(max_repack)
+        return cls(unused, limit)
 
 
 @cli.command()
@@ -400,6 +457,21 @@ def _prune_at(
 @click.option("--dry-run", "-n", is_flag=True, help="Show the plan; change nothing.")
 @click.option("--keyless", is_flag=True, help="Without the key: drop only whole packs.")
 @click.option("--keyed", is_flag=True, help="With --config: use the key at DR centers too.")
+@click.option(
+    "--max-unused",
+    default="5%",
+    show_default=True,
+    metavar="PCT",
+    help="Keyed: repack partly needed packs until the unneeded bytes left in packs are at "
+    "most this share of the needed bytes ('unlimited': never repack).",
+)
+@click.option(
+    "--max-repack",
+    default="unlimited",
+    show_default=True,
+    metavar="SIZE",
+    help="Keyed: read at most this much of partly needed packs per run (e.g. 10G).",
+)
 def prune(
     repo: str | None,
     set_ids: tuple[str, ...],
@@ -407,12 +479,16 @@ def prune(
     dry_run: bool,
     keyless: bool,
     keyed: bool,
+    max_unused: str,
+    max_repack: str,
 ) -> None:
-    """Remove data no snapshot needs. Takes the exclusive lock.
+    """Remove data no snapshot needs, and repack partly needed packs. Takes the exclusive lock.
 
     With --config: every set at every center holding it; the production copy is pruned with
-    the key, DR copies without it (whole packs only) unless --keyed."""
+    the key, DR copies without it (whole packs only) unless --keyed. A keyed prune leaves a
+    forwarding record for each pack it repacks, so DR copies follow without the key."""
     ctx = _ctx()
+    limits = RepackLimits.parse(max_unused, max_repack)
     if keyless and keyed:
         raise UsageError("give --keyless or --keyed, not both")
     docs: list[dict[str, Any]] = []
@@ -427,7 +503,7 @@ def prune(
                 continue
             use_key = not keyless and (keyed or center.id == backup_set.production)
             days = center.immutability.days if center.immutability is not None else 0
-            work = partial(_prune_at, backup_set, center, use_key, dry_run, days)
+            work = partial(_prune_at, backup_set, center, use_key, dry_run, days, limits)
             _collect(where, work, docs, failures, keep_going=True)
     else:
         if set_ids or center_ids or keyed:
@@ -436,7 +512,12 @@ def prune(
 
         def one() -> dict[str, Any]:
             return _prune_one(
-                backend_for(url), url, keyed=not keyless, dry_run=dry_run, lock_days=0
+                backend_for(url),
+                url,
+                keyed=not keyless,
+                dry_run=dry_run,
+                lock_days=0,
+                limits=limits,
             )
 
         _collect(url, one, docs, failures, keep_going=False)

@@ -17,7 +17,7 @@ from drvault.errors import BackendError, DrvaultError, IntegrityError, Repositor
 from drvault.objectlock import immutable_copy
 from drvault.policy.model import BackupSet, Center, Config
 from drvault.policy.state import CopyState, SetState
-from drvault.repository import envelope, layout
+from drvault.repository import envelope, forward, layout
 from drvault.repository.repository import Repository, read_config
 from drvault.snapshot.document import Snapshot
 from drvault.transport import Backend
@@ -45,9 +45,11 @@ def _newest_storage(
         return None, ()
     path = layout.snapshot_path(newest)
     try:
-        packs = set(envelope.parse(backend.get(path), envelope.SNAPSHOT_MAGIC).packs)
+        listed = envelope.parse(backend.get(path), envelope.SNAPSHOT_MAGIC).packs
     except envelope.MalformedEnvelope as exc:
         raise IntegrityError(path, str(exc)) from exc
+    forwards = forward.read_all(backend, max(1, backend.capabilities.connections), [])
+    packs = forwards.closure(listed)
     classes: dict[str, int] = {}
     pack_paths: list[str] = []
     for kind in layout.PACK_KINDS:
@@ -59,6 +61,7 @@ def _newest_storage(
                     cls = info.storage_class or "STANDARD"
                     classes[cls] = classes.get(cls, 0) + info.size
     others = [i.name for prefix in (layout.INDEX, layout.KEYS) for i in backend.list(prefix)]
+    others += list(forwards.files)
     found = immutable_copy(backend, [path, layout.CONFIG, *pack_paths, *others], time.time())
     lock = None
     if found is not None:

@@ -4,9 +4,10 @@ Nothing is decrypted or re-encrypted, so a DR copy opens with the production pas
 can check each copied object against its SHA-256 name. Every object read at the source is
 verified before it is written anywhere: damage never spreads to a DR center.
 
-Each target gets, in this order: config, key slots, packs, index files, snapshots. A snapshot
-is the commit point (docs/format.md section 7), written only once every pack it needs and every
-index file naming those packs has landed, so a run killed at any moment leaves no snapshot with
+Each target gets, in this order: config, key slots, packs, index files, forwarding records,
+snapshots. A snapshot is the commit point (docs/format.md section 7), written only once every
+pack it needs, every index file naming those packs and every forwarding record it was followed
+through has landed, so a run killed at any moment leaves no snapshot with
 missing data, and the next run resumes from the listings.
 
 A pack several targets lack is read once and put to all of them. At most ``parallel`` objects
@@ -30,7 +31,7 @@ from drvault.transport.base import Backend
 __all__ = ["ReplicationPlan", "TargetResult", "plan", "replicate"]
 
 MAX_PARALLEL = 6  # packs of 16-32 MiB in flight: bounds memory
-PHASES = ("config", "keys", "packs", "index", "snapshots")
+PHASES = ("config", "keys", "packs", "index", "forwards", "snapshots")
 
 
 @dataclass
@@ -40,7 +41,7 @@ class TargetResult:
     snapshots_present: int = 0  # snapshots the target holds after the run
     packs_sent: int = 0
     index_sent: int = 0
-    other_sent: int = 0  # config and key slots
+    other_sent: int = 0  # config, key slots and forwarding records
     bytes_sent: int = 0  # sum of sizes of objects put at this target in this run
     seconds: float = 0.0
     error: DrvaultError | None = None  # the first error that stopped this target
@@ -130,6 +131,7 @@ class _Run:
                     self._note_lost_packs(the_plan)
                 elif kind == "snapshots":
                     self._note_lost_index(the_plan)
+                    self._note_lost_forwards(the_plan)
                 self._phase(kind, the_plan, readers, putters)
         now = time.monotonic() - self.start
         for name in self.live:
@@ -188,6 +190,15 @@ class _Run:
             for index, why in unsent:
                 for p in target.index[index]:
                     self.lost[name].setdefault(p, f"{index} not sent: {why or 'failed'}")
+
+    def _note_lost_forwards(self, the_plan: ReplicationPlan) -> None:
+        """After the forwarding records: the forwarded names of one that did not land."""
+        for name in self.live:
+            for path, olds in the_plan.targets[name].forwards.items():
+                if path not in self.sent[name]:
+                    why = self.failed.get(path, f"{path} not sent")
+                    for p in olds:
+                        self.lost[name].setdefault(p, why)
 
     def _blocked(self, kind: str, target: TargetPlan, path: str) -> str | None:
         """Why ``target`` may not get ``path`` (an index file or snapshot) now, or None."""

@@ -4,14 +4,16 @@ Replication copies objects byte for byte and never holds a key, so everything it
 from what is readable without one: object names (content hashes), the config, and the pack lists
 in the clear header of snapshots and index files (docs/format.md sections 1 and 7). A target gets
 the snapshots it lacks, the packs they need, and the index files naming those packs, each with
-its pack list, from which the engine tells when a snapshot may be committed. What the source
+its pack list, from which the engine tells when a snapshot may be committed. A snapshot's needs
+are its list followed through the forwarding records (``forward/``) past every pack the source
+no longer holds; the records a target will need go with them. What the source
 cannot provide intact (a damaged snapshot, a needed pack that is gone, an index file whose pack
 list is unreadable) is decided here as a skip with its reason, so the rest still goes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from drvault.errors import (
@@ -22,7 +24,7 @@ from drvault.errors import (
     RepositoryNotFoundError,
 )
 from drvault.repository import config as config_codec
-from drvault.repository import envelope, layout
+from drvault.repository import envelope, forward, layout
 from drvault.repository.crypto import sha256
 from drvault.repository.fanout import fan_out
 from drvault.transport.base import Backend
@@ -42,7 +44,10 @@ class TargetPlan:
     keys: tuple[str, ...] = ()
     packs: Mapping[bytes, str] = field(default_factory=dict)  # pack name -> object path
     index: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)  # -> packs it names
-    snapshots: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)  # -> packs it needs
+    # A forwarding record -> its old packs; a snapshot that went through one lists them.
+    forwards: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
+    # -> the packs it needs, and the forwarded names its list reached them through
+    snapshots: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()  # "snapshots/<id>: reason"
     snapshots_present: int = 0  # at the target before the run
 
@@ -53,8 +58,8 @@ class ReplicationPlan:
     targets: Mapping[str, TargetPlan]
 
     def jobs(self, kind: str) -> list[tuple[str, list[str]]]:
-        """Each object of ``kind`` (config, keys, packs, index, snapshots) with the targets
-        getting it, in name order: one read at the source serves them all."""
+        """Each object of ``kind`` (config, keys, packs, index, forwards, snapshots) with the
+        targets getting it, in name order: one read at the source serves them all."""
         wanted: dict[str, list[str]] = {}
         for name, target in self.targets.items():
             if target.error is not None:
@@ -64,6 +69,7 @@ class ReplicationPlan:
                 "keys": target.keys,
                 "packs": target.packs.values(),
                 "index": target.index,
+                "forwards": target.forwards,
                 "snapshots": target.snapshots,
             }[kind]
             for path in paths:
@@ -79,6 +85,7 @@ class _Listing:
     packs: dict[bytes, str] = field(default_factory=dict)  # pack name -> object path
     index: set[str] = field(default_factory=set)
     snapshots: set[str] = field(default_factory=set)
+    forwards: set[str] = field(default_factory=set)
 
     @classmethod
     def of(cls, backend: Backend) -> _Listing:
@@ -90,6 +97,7 @@ class _Listing:
             snapshots=snapshots,
             index=set(_named(backend, layout.INDEX)),
             keys=set(_named(backend, layout.KEYS)),
+            forwards=set(_named(backend, layout.FORWARD)),
         )
         for kind in layout.PACK_KINDS:
             for path in _named(backend, kind + "/"):
@@ -217,7 +225,8 @@ def plan(source: Backend, targets: Mapping[str, Backend]) -> ReplicationPlan:
     )
     hungry = [h for h in held if src.snapshots - h.snapshots]
     index = _read_pack_lists(source, set().union(*(src.index - h.index for h in hungry)), names)
-    sources = _Sources(source, src, snapshots, index, names)
+    forwards = _read_forwards(source, src.forwards) if src.forwards else forward.Forwards()
+    sources = _Sources(source, src, snapshots, index, names, forwards)
     out: dict[str, TargetPlan] = {}
     for name, survey in surveys.items():
         if isinstance(survey, DrvaultError):
@@ -236,16 +245,62 @@ class _Sources:
     snapshots: PackLists
     index: PackLists
     names: dict[bytes, bytes]
+    forwards: forward.Forwards
+
+
+def _read_forwards(backend: Backend, paths: Iterable[str]) -> forward.Forwards:
+    """The source's intact forwarding records (a damaged one is left out: the snapshots that
+    would need it are held back as missing a pack)."""
+    out = forward.Forwards()
+    width = max(1, backend.capabilities.connections)
+    read = fan_out(lambda p: forward.decode(read_verified(backend, p), p), sorted(paths), width)
+    for path, moved, exc in read:
+        if isinstance(exc, IntegrityError):
+            continue
+        if exc is not None:
+            raise exc
+        assert moved is not None
+        out.add(path, moved)
+    return out
+
+
+def _resolve(
+    packs: tuple[bytes, ...],
+    source: Container[bytes],
+    target: Container[bytes],
+    forwards: forward.Forwards,
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """A snapshot's needs: (packs, forwarded names it went through that are nowhere now). A
+    forwarded pack is followed to its targets even while it still exists (a prune that died
+    before deleting it left it in no index file), and kept too when it exists. A pack nowhere
+    and not forwarded is returned as needed: the caller reports it missing."""
+    real: set[bytes] = set()
+    walked: set[bytes] = set()
+    stack = list(packs)
+    while stack:
+        p = stack.pop()
+        if p in real or p in walked:
+            continue
+        targets = forwards.moved.get(p)
+        if targets is None or p in source or p in target:
+            real.add(p)
+        else:
+            walked.add(p)
+        stack.extend(targets or ())
+    return tuple(sorted(real)), tuple(sorted(walked))
 
 
 def _plan_target(name: str, survey: _Survey, sources: _Sources) -> TargetPlan:
     src, held = sources.listing, survey.held
     skipped: dict[str, str] = {}
     kept: dict[str, tuple[bytes, ...]] = {}
+    walked: dict[str, tuple[bytes, ...]] = {}  # forwarded names each snapshot went through
     for path in sorted(src.snapshots - held.snapshots):
         doc = sources.snapshots[path]
         if isinstance(doc, IntegrityError):
             skipped[path] = f"damaged at source ({doc.reason})"
+        elif sources.forwards.moved:
+            kept[path], walked[path] = _resolve(doc, src.packs, held.packs, sources.forwards)
         else:
             kept[path] = doc
     needed: set[bytes] = set().union(*kept.values())
@@ -275,6 +330,15 @@ def _plan_target(name: str, survey: _Survey, sources: _Sources) -> TargetPlan:
         for p in needed.union(*index.values())
         if p in src.packs and p not in held.packs
     }
+    # The forwarding records the target lacks that it will read: those its new snapshots went
+    # through, and those naming a pack it holds (a later keyless prune there drops it).
+    through: set[bytes] = set().union(*(walked.get(p, ()) for p in kept))
+    forwards = {
+        path: olds
+        for path, olds in sources.forwards.files.items()
+        if path not in held.forwards
+        and (not through.isdisjoint(olds) or any(o in held.packs for o in olds))
+    }
     return TargetPlan(
         name,
         create=survey.create,
@@ -282,7 +346,8 @@ def _plan_target(name: str, survey: _Survey, sources: _Sources) -> TargetPlan:
         keys=tuple(sorted(src.keys - held.keys)),
         packs=packs,
         index=index,
-        snapshots=kept,
+        forwards=forwards,
+        snapshots={p: ps + walked.get(p, ()) for p, ps in kept.items()},
         skipped=tuple(f"{s}: {why}" for s, why in sorted(skipped.items())),
         snapshots_present=len(held.snapshots),
     )

@@ -201,7 +201,8 @@ def forget_half(series: Series) -> None:
 def test_keyed_prune_reclaims_what_only_forgotten_snapshots_held(
     site: Site, tmp_path: Path
 ) -> None:
-    """Keyed prune deletes every pack nothing kept needs, and only those."""
+    """Keyed prune deletes every pack nothing kept needs and repacks the partly needed ones:
+    what it reclaims is at least the bytes only the forgotten snapshots held."""
     backend = stacked(site, "repo")
     repo = new_repo(backend, chunker=SMALL_CHUNKS, pack_size=64 * KIB)
     series = four_days(repo, Source(tmp_path / "src"))
@@ -214,20 +215,24 @@ def test_keyed_prune_reclaims_what_only_forgotten_snapshots_held(
     assert unneeded  # the forgotten snapshots did hold data of their own
     expected = forgotten_only_bytes(series.states[:2], series.states[2:])
 
-    result = prune(backend, opened, now=NOW)
+    result = prune(backend, opened, now=NOW, max_unused=0.0)
     after = listing(backend)
     assert result.errors == []
     removed = set(before) - set(after)
-    assert not removed & needed  # nothing needed is ever deleted
+    repacked = set(result.plan.repack)
+    assert repacked and repacked <= needed  # partly needed packs were rewritten...
+    assert not removed & needed - repacked  # ...and nothing else needed was deleted
     assert unneeded <= removed  # every pack holding nothing needed is gone
     assert result.plan.unneeded_bytes >= expected
-    assert result.bytes_deleted == sum(before[p] for p in unneeded)
+    assert result.bytes_deleted == sum(before[p] for p in unneeded | repacked)
+    assert result.bytes_reclaimed >= expected
+    assert result.plan.partly == 0 and result.forward_written in after
 
     fresh = Repository.open(backend, PASSWORD)
     for i in (2, 3):
         assert_restores(fresh, series.ids[i], series.src.root, series.states[i], tmp_path / "r")
-    again = prune(backend, Repository.open(backend, PASSWORD), now=NOW)
-    assert again.plan.delete_packs == {}
+    again = prune(backend, Repository.open(backend, PASSWORD), now=NOW, max_unused=0.0)
+    assert again.plan.delete_packs == {} and again.plan.repack == {}
     assert again.plan.delete_index == [] and again.packs_deleted == 0
     assert listing(backend) == after
     assert_checks_clean(backend)
@@ -260,27 +265,135 @@ def half_used(site: Site, tmp_path: Path) -> Series:
     return shared_packs(repo, Source(tmp_path / "src"))
 
 
-def test_partly_needed_packs_are_counted_and_kept(
-    half_used: Series, site: Site, tmp_path: Path
-) -> None:
-    """Packs half needed stay whole (a snapshot's keyless pack list names them), are counted
-    with their unneeded bytes, and the repository still replicates, restores and checks clean."""
+def pack_names(backend: Backend) -> set[str]:
+    return packs_of(listing(backend))
+
+
+def test_partly_needed_packs_are_repacked(half_used: Series, site: Site, tmp_path: Path) -> None:
+    """Half needed packs are rewritten into new packs holding only what is needed; a
+    forwarding record lets a fresh DR copy get the new packs for the old snapshot's list, and
+    both copies restore and check clean."""
     backend = half_used.repo.backend
-    before = listing(backend)
-    result = prune(backend, Repository.open(backend, PASSWORD), now=NOW)
+    before = pack_names(backend)
+    result = prune(backend, Repository.open(backend, PASSWORD), now=NOW, max_unused=0.0)
     assert result.errors == []
-    assert result.plan.partly >= 2 and result.plan.partly_unneeded > 0
-    packs_before = {p for p in before if p.startswith(("data/", "tree/"))}
-    packs_after = {p for p in listing(backend) if p.startswith(("data/", "tree/"))}
-    assert packs_after == packs_before - set(result.plan.delete_packs)
+    repacked = set(result.plan.repack)
+    assert len(repacked) >= 2 and result.blobs_repacked > 0 and result.packs_written > 0
+    after = pack_names(backend)
+    assert not repacked & after and after - before  # old packs gone, new packs there
+    assert result.bytes_reclaimed > result.plan.unneeded_bytes * 0.9
+    assert result.forward_written is not None
+    record = json.loads(backend.get(result.forward_written))
+    assert {f"data/{k[:2]}/{k}" for k in record["moved"]} >= {
+        p for p in repacked if p.startswith("data/")
+    }
+    assert {k for new in record["moved"].values() for k in new} <= {
+        layout.parse_hex_name(p).hex()
+        for p in after  # type: ignore[union-attr]
+    }
+
     dr = stacked(site, "dr")
     sent = replicate(backend, {"dr": dr})["dr"]
     assert sent.error is None and sent.skipped == []
+    assert pack_names(dr) == after  # exactly the packs the closure needs: no old ones
     fresh = Repository.open(dr, PASSWORD)
     src = half_used.src.root
     assert_restores(fresh, half_used.ids[1], src, half_used.states[1], tmp_path / "r")
     assert_checks_clean(backend)
     assert_checks_clean(dr)
+    assert prune(dr, None, now=NOW).packs_deleted == 0  # keyless at DR keeps the new packs
+    assert pack_names(dr) == after
+    assert_checks_clean(dr)
+
+
+def test_a_damaged_forwarding_record_is_named_and_holds_its_snapshot_back(
+    half_used: Series, site: Site
+) -> None:
+    """With the record damaged, what the old snapshot needs is unknown without the key:
+    check names the record, keyless prune refuses with nothing deleted, and replication holds
+    back only the snapshot that needs it."""
+    backend = half_used.repo.backend
+    result = prune(backend, Repository.open(backend, PASSWORD), now=NOW, max_unused=0.0)
+    record = result.forward_written
+    assert record is not None
+    raw = bytearray(backend.get(record))
+    raw[-3] ^= 0x01
+    backend.put(record, bytes(raw))
+    checked = check(Repository.open(backend, PASSWORD))
+    assert any(e.startswith(record) for e in checked.errors)
+    before = contents(backend)
+    with pytest.raises(IntegrityError, match="SHA-256 mismatch"):
+        prune(backend, None, now=NOW)
+    assert contents(backend) == before
+    sent = replicate(backend, {"dr": stacked(site, "dr")})["dr"]
+    kept = layout.snapshot_path(half_used.ids[1])
+    assert sent.error is None and sent.snapshots_sent == 0
+    assert [s.split(":")[0] for s in sent.skipped] == [kept]
+    assert "missing at source" in sent.skipped[0]
+
+
+def test_partly_needed_packs_within_the_tolerance_stay(half_used: Series) -> None:
+    """``max_unused`` above the waste leaves the partly needed packs whole and counted;
+    ``max_repack`` caps how much is rewritten."""
+    backend = half_used.repo.backend
+    before = pack_names(backend)
+    tolerant = prune(backend, Repository.open(backend, PASSWORD), now=NOW, max_unused=2.0)
+    assert tolerant.plan.repack == {} and tolerant.plan.partly >= 2
+    assert tolerant.plan.partly_unneeded > 0 and tolerant.forward_written is None
+    assert pack_names(backend) == before - set(tolerant.plan.delete_packs)
+    every = prune(
+        backend, Repository.open(backend, PASSWORD), now=NOW, max_unused=0.0, dry_run=True
+    ).plan.repack
+    smallest = min(every.values())
+    capped = prune(
+        backend, Repository.open(backend, PASSWORD), now=NOW, max_unused=0.0, max_repack=smallest
+    )
+    assert 1 <= len(capped.plan.repack) < len(every)
+    assert sum(capped.plan.repack.values()) <= smallest
+    assert_checks_clean(backend)
+
+
+def test_a_dr_copy_follows_a_repack_and_drops_the_old_packs(site: Site, tmp_path: Path) -> None:
+    """The DR copy held the packs before the repack. After the source repacks and backs up
+    again, replication sends the new packs and the forwarding record; a keyless prune there
+    drops the old packs, superseded, and both snapshots still restore and check clean."""
+    backend = stacked(site, "repo")
+    repo = new_repo(backend, chunker=SMALL_CHUNKS, pack_size=16 * KIB)
+    src = Source(tmp_path / "src")
+    rnd = random.Random(5)
+    day1 = {f"f{i:02d}": rnd.randbytes(2 * KIB + 37 * i) for i in range(40)}
+    day2 = {name: data for i, (name, data) in enumerate(sorted(day1.items())) if i % 2}
+    ids: list[bytes] = []
+    for day, state in enumerate((day1, day2), start=1):
+        src.set(state)
+        made = backup(repo, BackupRequest(paths=(src.path,), time_ns=T0_NS + day * DAY_NS))
+        ids.append(made.snapshot.id)
+    dr = stacked(site, "dr")
+    assert replicate(backend, {"dr": dr})["dr"].error is None
+    old_packs = pack_names(dr)
+    forget(repo, Retention(last=1), now=NOW)
+    forget(Repository.open(dr, PASSWORD), Retention(last=1), now=NOW)
+    result = prune(backend, Repository.open(backend, PASSWORD), now=NOW, max_unused=0.0)
+    assert result.plan.repack and result.errors == []
+    # Day 3 is day 2 again plus one file: it dedups against the repacked blobs.
+    day3 = {**day2, "new": rnd.randbytes(3 * KIB)}
+    src.set(day3)
+    again = Repository.open(backend, PASSWORD)
+    ids.append(
+        backup(again, BackupRequest(paths=(src.path,), time_ns=T0_NS + 3 * DAY_NS)).snapshot.id
+    )
+    sent = replicate(backend, {"dr": dr})["dr"]
+    assert sent.error is None and sent.skipped == []
+    assert result.forward_written in listing(dr)
+    keyless = prune(dr, None, now=NOW)
+    assert keyless.errors == [] and keyless.plan.superseded > 0
+    gone = old_packs - pack_names(dr)
+    assert set(result.plan.repack) & gone  # superseded packs dropped at DR
+    fresh = Repository.open(dr, PASSWORD)
+    for snapshot_id, state in ((ids[1], day2), (ids[2], day3)):
+        assert_restores(fresh, snapshot_id, src.root, state, tmp_path / "r")
+    assert_checks_clean(dr)
+    assert_checks_clean(backend)
 
 
 def test_dry_run_deletes_nothing(half_used: Series) -> None:
@@ -418,12 +531,17 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("at_call", [1, 2], ids=["before-index-deletes", "before-pack-deletes"])
+@pytest.mark.parametrize(
+    "at_call",
+    [-1, 0, 1, 2],
+    ids=["after-repack", "after-forward", "before-index-deletes", "before-pack-deletes"],
+)
 def test_an_interrupted_prune_leaves_a_whole_repository(
-    site: Site, tmp_path: Path, at_call: int
+    site: Site, tmp_path: Path, at_call: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The guard runs before each delete phase; raising there stands for a prune killed at
-    that moment."""
+    """A prune killed after the repack (new packs, no forwarding record), after the record,
+    or at the guard before each delete phase leaves a repository that restores, checks clean
+    and replicates whole; the next prune converges."""
     backend = stacked(site, "repo")
     repo = new_repo(backend, chunker=SMALL_CHUNKS, pack_size=64 * KIB)
     series = four_days(repo, Source(tmp_path / "src"))
@@ -436,24 +554,37 @@ def test_an_interrupted_prune_leaves_a_whole_repository(
         if calls == at_call:
             raise Killed
 
+    def killed(*_args: object, **_kw: object) -> None:
+        raise Killed
+
+    if at_call == -1:
+        monkeypatch.setattr("drvault.prune.forward.write", killed)
+    elif at_call == 0:
+        monkeypatch.setattr("drvault.prune._rewrite_index", killed)
     before = listing(backend)
     with pytest.raises(Killed):
-        prune(backend, Repository.open(backend, PASSWORD), guard=guard, now=NOW)
+        prune(backend, Repository.open(backend, PASSWORD), guard=guard, now=NOW, max_unused=0.0)
+    monkeypatch.undo()
     assert set(listing(backend)) != set(before)  # it got somewhere
     target = tmp_path / "r"
 
-    def whole() -> None:
+    def whole(name: str) -> None:
         fresh = Repository.open(backend, PASSWORD)
         for i in (2, 3):
             assert_restores(fresh, series.ids[i], series.src.root, series.states[i], target)
         assert_checks_clean(backend)
+        dr = stacked(site, name)
+        sent = replicate(backend, {name: dr})[name]
+        assert sent.error is None and sent.skipped == []
+        at_dr = Repository.open(dr, PASSWORD)
+        assert_restores(at_dr, series.ids[3], series.src.root, series.states[3], target)
 
-    whole()
-    result = prune(backend, Repository.open(backend, PASSWORD), now=NOW)
+    whole("dr-1")
+    result = prune(backend, Repository.open(backend, PASSWORD), now=NOW, max_unused=0.0)
     assert result.errors == [] and result.packs_deleted > 0
-    whole()
-    final = prune(backend, Repository.open(backend, PASSWORD), now=NOW).plan
-    assert final.delete_packs == {} and final.delete_index == []
+    whole("dr-2")
+    final = prune(backend, Repository.open(backend, PASSWORD), now=NOW, max_unused=0.0).plan
+    assert final.delete_packs == {} and final.delete_index == [] and final.repack == {}
 
 
 # ------------------------------------------------------------------------- concurrency

@@ -8,6 +8,7 @@
     snapshots/<sha256>         snapshots
     locks/<id>                 locks
     forgotten/<sha256>         tombstones: snapshots this repository forgot (never re-replicated)
+    forward/<sha256>           forwarding records: where prune moved the needed blobs of a pack
 
 Every object except ``config`` and locks is named by the SHA-256 of its bytes, so anyone can
 verify a copy without keys.
@@ -26,6 +27,7 @@ INDEX = "index/"
 SNAPSHOTS = "snapshots/"
 LOCKS = "locks/"
 FORGOTTEN = "forgotten/"
+FORWARD = "forward/"
 
 
 def pack_path(kind: str, name: bytes) -> str:
@@ -43,6 +45,10 @@ def snapshot_path(name: bytes) -> str:
 
 def tombstone_path(name: bytes) -> str:
     return FORGOTTEN + name.hex()
+
+
+def forward_path(name: bytes) -> str:
+    return FORWARD + name.hex()
 
 
 def parse_hex_name(path: str) -> bytes | None:

@@ -56,6 +56,9 @@ class Index:
         self._flags = np.zeros(0, np.uint8)
         self._overlay: dict[bytes, _Row] = {}
         self._staged: list[tuple[int, np.ndarray]] = []
+        # Further copies of a blob (two packs holding it: concurrent writers, or a pack and its
+        # repacked copy before prune removes the old one), by blob ID: pack numbers.
+        self._copies: dict[bytes, list[int]] = {}
         # Lookups may run while another thread adds a pack: every public method holds it.
         self._lock = threading.RLock()
 
@@ -96,7 +99,9 @@ class Index:
             number = self._pack_number(ref)
             for e in entries:
                 if e.blob_id in self._overlay or self._find(e.blob_id) >= 0:
-                    continue  # the same blob in two packs (concurrent writers): either copy serves
+                    # The same blob in two packs: either copy serves; the first is looked up.
+                    self._copies.setdefault(e.blob_id, []).append(number)
+                    continue
                 self._overlay[e.blob_id] = (
                     number,
                     e.offset,
@@ -153,6 +158,10 @@ class Index:
                 dup[idx[same] + 1] = True
         keep = order[~dup] if dup.any() else order
         if dup.any():
+            all_packs = np.concatenate([self._pack, packs])[order[dup]]
+            for k, r, n in zip(key[dup], rest[dup], all_packs, strict=True):
+                blob_id = int(k).to_bytes(8, "big") + r.tobytes()
+                self._copies.setdefault(blob_id, []).append(int(n))
             key, rest = key[~dup], rest[~dup]
         self._key, self._rest = key, np.ascontiguousarray(rest)
         self._pack = np.concatenate([self._pack, packs])[keep]
@@ -206,6 +215,24 @@ class Index:
     def pack_of(self, blob_id: bytes) -> bytes | None:
         row = self._row(blob_id)
         return None if row is None else self.packs[row[0]].name
+
+    def copies_of(self, blob_id: bytes) -> list[bytes]:
+        """Every pack holding the blob: the one looked up first, then any further copies."""
+        first = self.pack_of(blob_id)
+        if first is None:
+            return []
+        with self._lock:
+            return [first, *(self.packs[n].name for n in self._copies.get(blob_id, ()))]
+
+    def further_copies(self) -> list[tuple[bytes, bytes]]:
+        """(blob ID, pack) for every copy of a blob but the one looked up first."""
+        with self._lock:
+            self._merge()
+            return [
+                (blob_id, self.packs[n].name)
+                for blob_id, numbers in self._copies.items()
+                for n in numbers
+            ]
 
     def packs_of(self, ids: list[bytes]) -> list[bytes | None]:
         """``pack_of`` for many IDs at once: one vectorised search instead of one per ID."""

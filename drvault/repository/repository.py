@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,6 +119,9 @@ class Repository:
         self._unindexed = _Pending()
         self._zstd = threading.local()  # zstd contexts are not thread-safe: one per thread
         self._uploader = Uploader(self.parallel_pack_reads)  # uploads: the same bound
+        # Called (in an uploader thread) with each pack once stored: prune learns where the
+        # blobs it repacks landed.
+        self.on_pack_stored: Callable[[PackRef, list[PackEntry]], None] | None = None
 
     # ----------------------------------------------------------------- creating and opening
 
@@ -345,6 +348,8 @@ class Repository:
         name, data = writer.finish()
         self.backend.put(layout.pack_path(writer.kind, name), data)
         ref = PackRef(name, writer.kind, writer.salt)
+        if self.on_pack_stored is not None:
+            self.on_pack_stored(ref, writer.entries)
         to_index: list[tuple[PackRef, list[PackEntry]]] = []
         with self._lock:
             self.index.add_pack(ref, writer.entries)
@@ -437,6 +442,27 @@ class Repository:
                 layout.pack_path(ref.kind, ref.name),
                 f"blob {entry.blob_id.hex()[:16]} fails authentication",
             ) from exc
+
+    def copy_sealed(self, entry: PackEntry, sealed: bytes | memoryview, ref: PackRef) -> None:
+        """Store again one blob record read from pack ``ref`` (prune's repack): decrypted and
+        verified against its ID, then put into a new pack as stored, never recompressed. The
+        index keeps its first copy until the old pack's index files are rewritten."""
+        stored = self.unseal(entry, sealed, ref)
+        self._expand(entry, stored, layout.pack_path(ref.kind, ref.name))
+        self.put_sealed_input(
+            entry.type, entry.blob_id, stored, entry.compression, entry.raw_length
+        )
+
+    def read_index_entries(self, name: str) -> list[tuple[PackRef, list[PackEntry]]]:
+        """One index file, verified and parsed: (pack, its entries) for each pack it names."""
+        raw = self._get_verified(name)
+        try:
+            env = envelope.parse(raw, envelope.INDEX_MAGIC)
+            return index_codec.decode_file(
+                env.packs, envelope.open_body(env, self.suite, self.master.enc)
+            )
+        except (envelope.MalformedEnvelope, index_codec.MalformedIndex) as exc:
+            raise IntegrityError(name, str(exc)) from exc
 
     def _expand(self, entry: IndexEntry | PackEntry, stored: bytes, where: str) -> bytes:
         """The plaintext of a decrypted blob, checked against its length and ID."""

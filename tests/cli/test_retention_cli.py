@@ -92,6 +92,9 @@ USAGE_ERRORS = [
     (("prune", "--keyless", "--keyed"), "give --keyless or --keyed, not both"),
     (("forget", "--keep-within", "soon"), "soon"),
     (("prune", "--lock-wait-x"), "--lock-wait-x"),
+    (("prune", "--max-unused", "five"), "--max-unused wants a percentage"),
+    (("prune", "--max-unused", "5"), "--max-unused wants a percentage"),
+    (("prune", "--max-repack", "lots"), "invalid size 'lots'"),
 ]
 
 
@@ -246,8 +249,16 @@ def test_prune_json_reports_the_plan_and_what_was_done(world: World, tmp_path: P
         "delete_packs",
         "delete_bytes",
         "delete_index",
+        "repack_packs",
+        "repack_bytes",
+        "repack_needed_bytes",
         "partly_needed_packs",
         "partly_unneeded_bytes",
+        "partly_archived_packs",
+        "superseded_packs",
+        "forwards_deleted",
+        "packs_written",
+        "bytes_written",
         "held_packs",
         "locked_objects",
         "packs_deleted",
@@ -272,6 +283,8 @@ def test_prune_json_reports_the_plan_and_what_was_done(world: World, tmp_path: P
 
     again = ok(world.run("prune", world.url))
     assert "deleted 0 pack(s)" in again.out
+    limited = world.run("prune", world.url, "--max-unused", "unlimited", "--max-repack", "1G")
+    assert "would" not in ok(limited).out and "repack" not in limited.out
     target = tmp_path / "restored"
     ok(world.run("restore", world.url, "latest", "--target", target))
     restored = target / str(world.src).lstrip("/") / "file"
