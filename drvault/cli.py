@@ -874,7 +874,7 @@ def selftest() -> None:
 
 
 # The commands of the three centers live in their own module and register on ``cli``.
-from drvault import cli_centers, cli_retention  # noqa: E402, F401
+from drvault import cli_centers, cli_drill, cli_repair, cli_retention  # noqa: E402, F401
 
 # ----------------------------------------------------------------------------------- main
 

@@ -19,27 +19,52 @@ from drvault.promfile import Family, Sample, write_textfile
 from drvault.runstate import load_all
 
 STATUS_FILE = "status.json"
+DRILLS_FILE = "drills.json"
 _VERDICT = {"pass": 0.0, "warn": 1.0, "fail": 2.0, "n/a": -1.0}
 
 
 def save_status(state_dir: Path, sets: list[dict[str, Any]], now: float) -> None:
     """Keep the last ``status`` result for the metrics file (atomic replace)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / STATUS_FILE
-    tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}")
+    _save(state_dir / STATUS_FILE, {"time": now, "sets": sets})
+
+
+def _save(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     with open(tmp, "w") as f:
-        json.dump({"time": now, "sets": sets}, f, sort_keys=True)
+        json.dump(doc, f, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def _load_status(state_dir: Path) -> dict[str, Any] | None:
+def _load_status(state_dir: Path, name: str = STATUS_FILE) -> dict[str, Any] | None:
     try:
-        doc = json.loads((state_dir / STATUS_FILE).read_text())
+        doc = json.loads((state_dir / name).read_text())
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def save_drill_success(state_dir: Path, set_id: str, center: str, finished: float) -> None:
+    """Remember the end of a passed drill of the set from the center (atomic replace)."""
+    doc = _load_status(state_dir, DRILLS_FILE) or {}
+    last = doc.setdefault("last_success", {}).setdefault(set_id, {})
+    last[center] = max(float(finished), float(last.get(center, 0.0)))
+    _save(state_dir / DRILLS_FILE, doc)
+
+
+def _drill_family(state_dir: Path) -> Family:
+    doc = _load_status(state_dir, DRILLS_FILE) or {}
+    name = "drvault_last_drill_success_timestamp_seconds"
+    samples = tuple(
+        Sample(name, (("set", set_id), ("center", center)), float(finished))
+        for set_id, centers in sorted(doc.get("last_success", {}).items())
+        for center, finished in sorted(centers.items())
+    )
+    return Family(
+        name, "End of the last passed restore drill, per set and center.", "gauge", samples
+    )
 
 
 def families(config: Config, now: float) -> list[Family]:
@@ -109,6 +134,9 @@ def families(config: Config, now: float) -> list[Family]:
     status = _load_status(state_dir)
     if status is not None:
         out.extend(_status_families(status))
+    drills = _drill_family(state_dir)
+    if drills.samples:
+        out.append(drills)
     return out
 
 

@@ -6,18 +6,28 @@ encrypted documents, so they are read with the key, but only once per snapshot: 
 holds byte-identical copies of production's snapshots (same names), so listing its
 ``snapshots/`` is enough for every snapshot production also has; only the others are fetched
 there. Damaged snapshots are left out (``check`` and ``scrub`` name them).
+
+Each center also yields when each snapshot's object landed there (the listing's modification
+time: the replication lag of that snapshot) and the restore drills recorded there
+(``drills/``, see ``drvault.drillrecord``), of this set or of its repository drilled by URL.
+Reading drills needs the key: it is derived once per repository and reused at every center
+holding the same repository. A damaged drill record is ignored, and a failure to read drills
+at all leaves the center without drills: it never fails ``status``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from types import MappingProxyType
 
+from drvault.drillrecord import read_drills
 from drvault.errors import BackendError, DrvaultError, IntegrityError, RepositoryNotFoundError
 from drvault.objectlock import immutable_copy
 from drvault.policy.model import BackupSet, Center, Config
-from drvault.policy.state import CopyState, SetState
+from drvault.policy.state import CopyState, DrillSeen, SetState
 from drvault.repository import envelope, forward, layout
+from drvault.repository.config import RepoConfig
 from drvault.repository.repository import Repository, read_config
 from drvault.snapshot.document import Snapshot
 from drvault.transport import Backend
@@ -29,11 +39,52 @@ def observe(
     config: Config, backup_set: BackupSet, open_center: OpenCenter, password: bytes
 ) -> SetState:
     known: dict[bytes, float] = {}  # snapshot ID -> time, shared across centers
+    keys = _Keys(password)
     copies = [
-        _observe_center(center, open_center, password, known)
+        _observe_center(center, open_center, keys, known, backup_set.id)
         for center in config.holders(backup_set)
     ]
     return SetState(backup_set.id, tuple(copies))
+
+
+class _Keys:
+    """The repository key, derived from the password once per repository (the KDF is slow on
+    purpose) and reused, with the config it verified, at every center holding a copy of the
+    same repository (same repository ID)."""
+
+    def __init__(self, password: bytes) -> None:
+        self.password = password
+        self.opened: dict[bytes, Repository] = {}
+
+    def open(self, backend: Backend, repo_config: RepoConfig) -> Repository:
+        first = self.opened.get(repo_config.repository_id)
+        if first is None:
+            repo = Repository.open(backend, self.password, load_index=False)
+            self.opened[repo_config.repository_id] = repo
+            return repo
+        return Repository(backend, first.config, first.master, first.slot_id)
+
+
+def _drills(
+    center: str, set_id: str, backend: Backend, repo_config: RepoConfig, keys: _Keys
+) -> tuple[DrillSeen, ...]:
+    """The drills of the set recorded at the center; none when they cannot be read."""
+    try:
+        records = read_drills(keys.open(backend, repo_config))
+    except DrvaultError:
+        return ()
+    return tuple(
+        DrillSeen(
+            center,
+            float(r["finished"]),
+            bool(r["passed"]),
+            r["total_seconds"],
+            r["rto_seconds"],
+            MappingProxyType(r),
+        )
+        for r in records
+        if r["set"] in (set_id, "")
+    )
 
 
 def _newest_storage(
@@ -72,20 +123,21 @@ def _newest_storage(
 
 
 def _observe_center(
-    center: Center, open_center: OpenCenter, password: bytes, known: dict[bytes, float]
+    center: Center, open_center: OpenCenter, keys: _Keys, known: dict[bytes, float], set_id: str
 ) -> CopyState:
     backend: Backend | None = None
     try:
         backend = open_center(center)
         repo_config, _, _ = read_config(backend)
-        ids = [
-            parsed
+        mtimes = {
+            parsed: info.mtime
             for info in backend.list(layout.SNAPSHOTS)
             if (parsed := layout.parse_hex_name(info.name)) is not None
-        ]
+        }
+        ids = list(mtimes)
         missing = [i for i in ids if i not in known]
         if missing:
-            repo = Repository.open(backend, password, load_index=False)
+            repo = keys.open(backend, repo_config)
             for snapshot_id in missing:
                 try:
                     record = repo.load_snapshot(snapshot_id)
@@ -97,6 +149,7 @@ def _observe_center(
         dated = [i for i in ids if i in known]
         newest = max(dated, key=lambda i: (known[i], i)) if dated else None
         lock, classes = _newest_storage(backend, newest)
+        landed = tuple(sorted(((known[i], mtimes[i]) for i in dated), key=lambda p: p[0]))
         return CopyState(
             center=center.id,
             reachable=True,
@@ -109,6 +162,8 @@ def _observe_center(
             lock_until=None if lock is None else lock[1],
             lock_detail="" if lock is None else lock[2],
             newest_classes=classes,
+            landed=landed,
+            drills=_drills(center.id, set_id, backend, repo_config, keys),
         )
     except RepositoryNotFoundError as exc:
         return CopyState(center.id, reachable=True, error=str(exc), exists=False)

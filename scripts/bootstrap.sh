@@ -18,6 +18,7 @@ command -v gcc >/dev/null || apt_packages+=(gcc libc6-dev)
 if [ "$want_test" = test ]; then
   [ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server)
   command -v tc >/dev/null || apt_packages+=(iproute2)  # network namespaces for link shaping
+  command -v chromium >/dev/null || apt_packages+=(chromium)  # headless browser for HTML reports
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${apt_packages[*]}" >&2

@@ -3,8 +3,9 @@
 # center (Guangzhou), a same-city DR center and a remote DR center (Dongjiang Lake, Zixing),
 # as declared in configs/demo.yaml. Make a sample data set (a GBK file name, a hard link, a
 # symlink, a sparse file), back it up at production, replicate it keylessly to both DR centers,
-# change it and do it again (only new data travels), judge compliance, then restore from the
-# remote center and compare, and check every blob there.
+# change it and do it again (only new data travels), apply retention, judge compliance, then
+# restore from the remote center and compare, check every blob there, run a restore drill from
+# it, scrub every center without the key, and write the auditors' HTML report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
@@ -49,6 +50,11 @@ step drvault snapshots --set demo-ledger --from remote
 step drvault restore --set demo-ledger --from remote latest --target "$out" --verify
 step diff -r "$src" "$out$src"
 step drvault check --set demo-ledger --from remote --read-data
-step grep -E '^drvault_(replication_bytes_total|compliance_ok)' "$work/state/drvault.prom"
+step drvault drill --set demo-ledger --from remote --report "$work/reports"
+step drvault scrub --keyless
+step drvault status
+step drvault report --html "$work/report.html"
+step grep -E '^drvault_(replication_bytes_total|compliance_ok|last_drill)' "$work/state/drvault.prom"
 echo
-echo "demo OK: the remote center's copy restores byte-exactly; centers in $work/centers"
+echo "demo OK: the remote center's copy restores byte-exactly and passed a drill;"
+echo "centers in $work/centers, drill report in $work/reports, audit report $work/report.html"

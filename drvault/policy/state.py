@@ -1,12 +1,30 @@
 """What was observed at the centers: the input of the compliance checks.
 
 ``drvault.observe`` fills these from the repositories themselves (listings, the keyless config,
-snapshot times); the checks never look at the configuration's claims about a copy.
+snapshot times, drill records); the checks never look at the configuration's claims about a copy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DrillSeen:
+    """One restore drill recorded at a center (``drills/`` there), as the checks need it."""
+
+    center: str
+    finished: float  # epoch seconds
+    passed: bool  # restored, every file verified, within its RTO if it had one
+    total_seconds: float | None = None  # thaw + restore + verify
+    rto_seconds: float | None = None  # the RTO the drill was judged against, if any
+    # The whole record (drvault.drillrecord), for reports; not compared.
+    record: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,10 @@ class CopyState:
     lock_until: float | None = None  # earliest retain-until among them
     lock_detail: str = ""
     newest_classes: tuple[tuple[str, int], ...] = ()  # storage class -> bytes of its data packs
+    # (snapshot time, when its object landed here: the listing's mtime, None if unknown) per
+    # snapshot, by snapshot time: the replication lag of each one.
+    landed: tuple[tuple[float, float | None], ...] = ()
+    drills: tuple[DrillSeen, ...] = ()  # drills from this center, oldest first
 
     @property
     def newest(self) -> float | None:
@@ -41,3 +63,8 @@ class SetState:
 
     def copy(self, center: str) -> CopyState | None:
         return next((c for c in self.copies if c.center == center), None)
+
+    @property
+    def drills(self) -> tuple[DrillSeen, ...]:
+        """Every drill of the set at any center, oldest first."""
+        return tuple(sorted((d for c in self.copies for d in c.drills), key=lambda d: d.finished))

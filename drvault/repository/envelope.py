@@ -1,7 +1,7 @@
-"""The sealed-document envelope shared by index files and snapshots.
+"""The sealed-document envelope shared by index files, snapshots and drill records.
 
     offset  size  field
-    0       4     magic: b"DRVI" (index) or b"DRVS" (snapshot)
+    0       4     magic: b"DRVI" (index), b"DRVS" (snapshot) or b"DRVD" (drill record)
     4       1     envelope version = 1
     5       3     reserved, zero
     8       16    salt (random)
@@ -10,7 +10,8 @@
     28+32P  rest  sealed body: AEAD(subkey, nonce = 12 zero bytes, zstd(body),
                                    aad = bytes 0..28+32P)
 
-subkey = suite.derive(master.enc, label, salt) with label b"index" or b"snapshot"; the salt makes
+subkey = suite.derive(master.enc, label, salt) with label b"index", b"snapshot" or b"drill" (a
+drill record has an empty pack list, see ``drvault.drillrecord``); the salt makes
 every document's key unique, so the fixed nonce is never reused under one key. The pack list is
 readable without any key (replication plans with it) and authenticated by the AEAD: nobody
 without the key can change it unnoticed. The file's name is the SHA-256 of all its bytes.
@@ -32,7 +33,8 @@ HEADER = struct.Struct("<4sB3x16sI")
 NONCE = bytes(12)
 INDEX_MAGIC = b"DRVI"
 SNAPSHOT_MAGIC = b"DRVS"
-LABELS = {INDEX_MAGIC: b"index", SNAPSHOT_MAGIC: b"snapshot"}
+DRILL_MAGIC = b"DRVD"
+LABELS = {INDEX_MAGIC: b"index", SNAPSHOT_MAGIC: b"snapshot", DRILL_MAGIC: b"drill"}
 
 
 class MalformedEnvelope(Exception):

@@ -9,6 +9,7 @@
     locks/<id>                 locks
     forgotten/<sha256>         tombstones: snapshots this repository forgot (never re-replicated)
     forward/<sha256>           forwarding records: where prune moved the needed blobs of a pack
+    drills/<sha256>            drill records: the outcome of a restore drill from this center
 
 Every object except ``config`` and locks is named by the SHA-256 of its bytes, so anyone can
 verify a copy without keys.
@@ -28,6 +29,7 @@ SNAPSHOTS = "snapshots/"
 LOCKS = "locks/"
 FORGOTTEN = "forgotten/"
 FORWARD = "forward/"
+DRILLS = "drills/"
 
 
 def pack_path(kind: str, name: bytes) -> str:
@@ -49,6 +51,10 @@ def tombstone_path(name: bytes) -> str:
 
 def forward_path(name: bytes) -> str:
     return FORWARD + name.hex()
+
+
+def drill_path(name: bytes) -> str:
+    return DRILLS + name.hex()
 
 
 def parse_hex_name(path: str) -> bytes | None:

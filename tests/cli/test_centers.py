@@ -90,6 +90,11 @@ def write_data(root: Path, seed: int, size: int = 3 * MIB) -> None:
 
 @pytest.fixture
 def centers(tmp_path: Path, s3_server: MotoServer, sshd_server: SshdServer) -> Centers:
+    return make_centers(tmp_path, s3_server, sshd_server)
+
+
+def make_centers(tmp_path: Path, s3_server: MotoServer, sshd_server: SshdServer) -> Centers:
+    """Production on local disk, same-city on the moto server, remote on sshd; set initialised."""
     env = sshd_server.env()
     config = tmp_path / "drvault.yaml"
     config.write_text(

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from drvault.policy.compliance import evaluate, required_level
 from drvault.policy.model import Profile
-from drvault.policy.state import CopyState, SetState
+from drvault.policy.state import CopyState, DrillSeen, SetState
 from tests.policy.model_factory import HOUR, config, ledger
 
 NOW = 1_800_000_000.0
+# A core set needs a passed restore drill within a year (tests/policy/test_drill_check.py).
+DRILLED = (DrillSeen("zixing-djh", NOW - 30 * 86400, True, 600.0, 4 * HOUR),)
 
 
-def copy(center: str, *ages_h: float, suite: str = "gm", rid: str = "ab" * 16) -> CopyState:
+def copy(
+    center: str,
+    *ages_h: float,
+    suite: str = "gm",
+    rid: str = "ab" * 16,
+    drills: tuple[DrillSeen, ...] = (),
+) -> CopyState:
     return CopyState(
         center,
         reachable=True,
@@ -20,6 +28,7 @@ def copy(center: str, *ages_h: float, suite: str = "gm", rid: str = "ab" * 16) -
         suite=suite,
         cipher="sm4-gcm",
         snapshot_times=tuple(sorted(NOW - a * HOUR for a in ages_h)),
+        drills=drills,
     )
 
 
@@ -32,7 +41,7 @@ def verdicts(result: object, check_id: str) -> dict[str | None, str]:
 
 
 def healthy() -> SetState:
-    return state(copy("gz-prod", 0.1), copy("gz-dr2", 0.2), copy("zixing-djh", 1.0))
+    return state(copy("gz-prod", 0.1), copy("gz-dr2", 0.2), copy("zixing-djh", 1.0, drills=DRILLED))
 
 
 def test_fresh_copies_comply() -> None:
@@ -46,7 +55,9 @@ def test_clock_moving_past_rpo_fails_then_a_new_copy_passes() -> None:
     result = evaluate(config(), ledger(), healthy(), later)
     assert not result.compliant
     assert verdicts(result, "rpo")["zixing-djh"] == "fail"
-    refreshed = state(copy("gz-prod", -1.4), copy("gz-dr2", -1.4), copy("zixing-djh", -1.4))
+    refreshed = state(
+        copy("gz-prod", -1.4), copy("gz-dr2", -1.4), copy("zixing-djh", -1.4, drills=DRILLED)
+    )
     assert evaluate(config(), ledger(), refreshed, later).compliant
 
 

@@ -112,7 +112,7 @@ def finish_and_verify(source: Source, dr: Backend, tmp: Path) -> None:
     assert_restores(dr, source.latest, source.src, tmp)
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(16))
 def test_kill_at_random_points_then_resume(source: Source, tmp_path: Path, seed: int) -> None:
     rnd = random.Random(seed)
     dr_path = tmp_path / "dr"
