@@ -15,6 +15,7 @@ import json
 import re
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import click
 from drvault.cli import _ctx, _Thaw, backend_for, cli, emit, repo_url, set_options
 from drvault.cli_centers import _sets
 from drvault.durations import parse_duration
-from drvault.errors import IntegrityError, UsageError
+from drvault.errors import BackendError, IntegrityError, UsageError
 from drvault.password import get_password
 from drvault.policy.compliance import SetStatus
 from drvault.policy.model import BackupSet, Config
@@ -127,7 +128,7 @@ def drill_command(
     repository = Repository.open(backend, get_password(ctx.set_password_file()), load_index=False)
     lock = RepoLock(backend, exclusive=False, command="drill", wait=ctx.lock_wait)
     lock.acquire()  # a prune waits until the drill has read what it needs
-    click.get_current_context().call_on_close(lock.release)
+    click.get_current_context().call_on_close(partial(_release, lock))
     repository.load_index()
     damaged: list[IntegrityError] = []
     snapshot = choose_snapshot(repository, snapshot_ref, damaged)
@@ -162,6 +163,15 @@ def drill_command(
         code = code or outcome.store_error.exit_code
     if code:
         raise SystemExit(code)
+
+
+def _release(lock: RepoLock) -> None:
+    """Release the drill's lock; if the center cannot be reached any more, the drill's own
+    outcome (already printed) is what matters: the lock left there goes stale on its own."""
+    try:
+        lock.release()
+    except BackendError as exc:
+        click.echo(f"warning: drill lock not released (it goes stale): {exc}", err=True)
 
 
 def _note_success(config: Config, record: dict[str, Any]) -> None:

@@ -227,6 +227,8 @@ def repair(
         if not center_ids:
             raise UsageError("repair needs --center: the copy to heal")
         config = ctx.config()
+        for other in from_:
+            config.center(other)  # an unknown center is a usage error before anything runs
         for backup_set, center in _targets(config, set_ids, center_ids):
             work = partial(_repair_at, config, backup_set, center, from_, dry_run)
             _run(f"{backup_set.id}@{center.id}", work, docs, failures, True)

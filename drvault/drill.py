@@ -76,7 +76,9 @@ class DrillOutcome:
     exit_code: int  # 0 when passed
     stored: str | None  # the record's object path at the center; None if it was not stored
     store_error: DrvaultError | None  # why it was not stored
-    warnings: tuple[str, ...]  # from the restore (a socket not recreated, an owner not set)
+    # stale scratch directories swept, then the restore's (a socket not recreated, an owner
+    # not set)
+    warnings: tuple[str, ...]
 
 
 def center_role(role: str) -> str:
@@ -132,7 +134,7 @@ def drill(
 ) -> DrillOutcome:
     """Run one drill of ``snapshot`` (the repository's index loaded) and store its record."""
     started = time.time()
-    scratch = _make_scratch(request.target)
+    scratch, swept = _make_scratch(request.target)
     try:
         run = _Run(repo, snapshot, os.fsencode(scratch), before_fetch, progress)
         run.execute(request.live)
@@ -148,18 +150,49 @@ def drill(
         stored = drillrecord.write_drill(repo, record)
     except DrvaultError as exc:
         store_error = exc
-    return DrillOutcome(record, code, stored, store_error, run.warnings)
+    swept_notes = tuple(f"removed {p}: scratch space of a drill that was killed" for p in swept)
+    return DrillOutcome(record, code, stored, store_error, swept_notes + run.warnings)
 
 
-def _make_scratch(target: str | None) -> str:
+SCRATCH_PREFIX = "drvault-drill-"
+
+
+def _make_scratch(target: str | None) -> tuple[str, list[str]]:
+    """A fresh scratch directory named ``drvault-drill-<host>-<pid>-<random>`` under ``target``
+    (else the temp dir), and the stale ones swept there first: left by drills on this host
+    whose process is gone (killed: no ``finally`` ran)."""
     if target is not None and os.path.lexists(target) and not os.path.isdir(target):
         raise UsageError(f"--target {target}: exists and is not a directory")
+    parent = target if target is not None else tempfile.gettempdir()
+    host = socket.gethostname().replace("-", "_")
     try:
         if target is not None:
             os.makedirs(target, exist_ok=True)
-        return tempfile.mkdtemp(prefix="drvault-drill-", dir=target)
+        swept = _sweep(parent, host)
+        path = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{host}-{os.getpid()}-", dir=parent)
+        return path, swept
     except OSError as exc:
-        raise UsageError(f"--target {target or tempfile.gettempdir()}: {exc.strerror}") from None
+        raise UsageError(f"--target {parent}: {exc.strerror}") from None
+
+
+def _sweep(parent: str, host: str) -> list[str]:
+    """Remove scratch directories of dead drills of this host under ``parent``."""
+    swept: list[str] = []
+    for name in os.listdir(parent):
+        parts = name[len(SCRATCH_PREFIX) :].split("-")
+        if not name.startswith(SCRATCH_PREFIX) or len(parts) != 3 or parts[0] != host:
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # that drill still runs
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue  # not a pid, or another user's live process
+        path = os.path.join(parent, name)
+        remove_tree(path)
+        swept.append(path)
+    return swept
 
 
 def remove_tree(path: str) -> None:

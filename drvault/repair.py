@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from drvault.errors import DrvaultError, IntegrityError, NotFoundError
+from drvault.errors import DrvaultError, IntegrityError, NotFoundError, TransientError
 from drvault.replicate import replicate
 from drvault.replication_plan import read_verified
 from drvault.repository import config as config_codec
@@ -176,6 +176,8 @@ def repair(
         where = pool.locate(path)
         try:
             target.put(where, raw)
+        except TransientError:
+            raise  # the copy is unreachable: stop here, a rerun goes on from its scrub
         except DrvaultError as exc:
             result.unrepaired[path] = f"could not be written: {exc}"
             continue

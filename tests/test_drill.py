@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SMALL_CHUNKS, MakeRepo
+from conftest import SMALL_CHUNKS, MakeRepo, new_repo, run_drvault
 
 from drvault import drill as drill_module
 from drvault import drillrecord, errors
@@ -22,6 +26,7 @@ from drvault.repository import envelope, layout
 from drvault.repository.crypto import sha256
 from drvault.repository.repository import Repository
 from drvault.snapshot.document import Snapshot
+from drvault.transport import LocalBackend
 
 KIB = 1 << 10
 
@@ -257,3 +262,54 @@ def test_a_record_is_exactly_the_schema(drilled: Any, tmp_path: Path) -> None:
     raw = envelope.seal(envelope.INDEX_MAGIC, repo.suite, repo.master.enc, [], body)
     with pytest.raises(IntegrityError, match="bad magic"):
         drillrecord.open_drill(repo, layout.drill_path(sha256(raw)), raw)
+
+
+def test_a_killed_drill_leaves_scratch_space_the_next_one_sweeps(
+    tmp_path: Path, password_file: Path
+) -> None:
+    """SIGKILL in the middle of a drill's restore: no finally runs, so its scratch directory
+    stays and no record is written. The next drill there removes it, passes and records."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rnd = random.Random(3)
+    for i in range(6):
+        (src / f"f{i}.bin").write_bytes(rnd.randbytes(8 << 20))
+    repo_path = tmp_path / "repo"
+    repo = new_repo(LocalBackend(repo_path), chunker=SMALL_CHUNKS)
+    backup(repo, BackupRequest(paths=(os.fsencode(src),)))
+    scratch = tmp_path / "drills"
+    env = {**os.environ, "DRVAULT_PASSWORD_FILE": str(password_file)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drvault", "drill", str(repo_path), "--target", str(scratch)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            restored = (
+                sum(f.stat().st_size for f in scratch.rglob("*.bin")) if scratch.exists() else 0
+            )
+            if restored > 4 << 20:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the drill ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (left,) = list(scratch.iterdir())
+    assert left.name.startswith(drill_module.SCRATCH_PREFIX)
+    assert not list(LocalBackend(repo_path).list(layout.DRILLS))  # nothing recorded
+
+    again = run_drvault(
+        "--json", "drill", repo_path, "--target", scratch, cwd=tmp_path, password_file=password_file
+    )
+    assert again.code == 0, again
+    assert f"removed {left}: scratch space of a drill that was killed" in again.err
+    assert again.json()["passed"] and again.json()["verified_files"] == 6
+    assert list(scratch.iterdir()) == []
+    assert len(list(LocalBackend(repo_path).list(layout.DRILLS))) == 1

@@ -1,13 +1,15 @@
-"""The link to the SFTP center goes silent in the middle of a replication (a proxy stops moving
-bytes in both directions and closes nothing, as a cut fibre or a dropped route would): the run
-fails with one clear error well within 30 s instead of hanging, nothing half-written becomes
-visible, and the next run completes the copy, which restores byte-exact."""
+"""The link to the SFTP center goes silent (a proxy stops moving bytes in both directions and
+closes nothing, as a cut fibre or a dropped route would) in the middle of a replication, of a
+drill from that center and of a repair of it: each run fails with one clear error well within
+30 s instead of hanging, nothing half-written becomes visible, and the next run completes, so
+the copy restores byte-exact and passes a drill."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import CHEAP_KDF_OPTION, PASSWORD, CliResult, run_drvault
@@ -34,9 +36,9 @@ centers:
     options:
       sftp.key: "{key}"
       sftp.known-hosts: "{known_hosts}"
-      sftp.link-timeout: "5"
-      sftp.connect-timeout: "5"
-      retry-deadline: "8"
+      sftp.link-timeout: "3"
+      sftp.connect-timeout: "3"
+      retry-deadline: "5"
 backup_sets:
   ledger:
     paths: [{root}/data]
@@ -62,6 +64,21 @@ def cut_after(proxy: FaultProxy, moved: int) -> threading.Thread:
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def assert_fails_fast(run: Callable[[], CliResult], proxy: FaultProxy, after: int) -> None:
+    """Cut the link after ``after`` more bytes; the run fails within 30 s with one line."""
+    cut_after(proxy, after)
+    start = time.monotonic()
+    cut = run()
+    took = time.monotonic() - start
+    proxy.heal()
+    assert took < 30, f"took {took:.1f} s"
+    assert cut.code == EXIT_BACKEND, cut
+    assert "Traceback" not in cut.err
+    assert "link lost" in cut.err
+    errors = [line for line in cut.err.splitlines() if "error" in line]
+    assert len(errors) == 1, cut.err  # one clear line for the one failed center
 
 
 def test_a_silent_cut_mid_replication_fails_fast_and_the_next_run_completes(
@@ -91,18 +108,7 @@ def test_a_silent_cut_mid_replication_fails_fast_and_the_next_run_completes(
 
         assert run("init", "--set", "ledger", "--kdf", CHEAP_KDF_OPTION).code == 0
         assert run("backup", "--set", "ledger").code == 0
-        cut_after(proxy, 6 * MIB)
-        start = time.monotonic()
-        cut = run("replicate", "--all")
-        took = time.monotonic() - start
-        assert took < 30, f"took {took:.1f} s"
-        assert cut.code == EXIT_BACKEND, cut
-        assert "Traceback" not in cut.err
-        assert "link lost" in cut.err
-        errors = [line for line in cut.err.splitlines() if "error" in line]
-        assert len(errors) == 1, cut.err  # one clear line for the one failed center
-
-        proxy.heal()
+        assert_fails_fast(lambda: run("replicate", "--all"), proxy, 6 * MIB)
         healed = run("--json", "replicate", "--all")
         assert healed.code == 0, healed
         assert healed.json()["ok"]
@@ -113,3 +119,21 @@ def test_a_silent_cut_mid_replication_fails_fast_and_the_next_run_completes(
         )
         assert_same_tree(os.fsencode(data), os.fsencode(out / str(data).lstrip("/")))
         assert run("check", "--set", "ledger", "--from", "sg-sdv", "--read-data").code == 0
+
+        # A drill from the remote center, cut while it restores; then one that passes.
+        drill = ("drill", "--set", "ledger", "--from", "sg-sdv", "--target", tmp_path / "drills")
+        assert_fails_fast(lambda: run(*drill), proxy, 4 * MIB)
+        assert run(*drill).code == 0
+
+        # The remote copy loses packs; a repair from production, cut while it writes them.
+        remote = sshd_server.root / f"cut-{tmp_path.name}" / "ledger"
+        lost = sorted(remote.glob("data/*/*"), key=lambda p: -p.stat().st_size)[:2]
+        for pack in lost:
+            pack.unlink()
+        repair = ("repair", "--center", "sg-sdv", "--from", "sz-prod")
+        assert_fails_fast(lambda: run(*repair), proxy, 2 * MIB)
+        healed_copy = run(*repair)
+        assert healed_copy.code == 0, healed_copy
+        assert all(p.exists() for p in lost)
+        assert run("scrub", "--center", "sg-sdv").code == 0
+        assert run(*drill).code == 0

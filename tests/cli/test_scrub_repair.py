@@ -1,18 +1,21 @@
 """``drvault scrub`` and ``drvault repair`` through the command line, on the three real centers
 (production on local disk, same-city on moto S3, remote on sshd SFTP): damage the remote copy,
-name every bad object without the key, heal it from another center, and restore from it."""
+name every bad object without the key, heal it from another center, then a drill from it
+passes and a restore from it is byte-exact."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_one_error_line
+from conftest import SMALL_CHUNKS, CliResult, assert_one_error_line, new_repo, run_drvault
 from trees import assert_same_tree
 
-from drvault.errors import EXIT_INTEGRITY, EXIT_USAGE
-from drvault.repository import layout
+from drvault.backup import BackupRequest, backup
+from drvault.errors import EXIT_INTEGRITY, EXIT_NO_REPOSITORY, EXIT_USAGE
+from drvault.replicate import replicate
 from drvault.transport import LocalBackend
 from tests.cli.test_centers import Centers, make_centers, ok
 from tests.servers.s3_server import MotoServer
@@ -89,6 +92,8 @@ def test_scrub_names_the_damage_and_repair_heals_it_from_another_center(
     assert "rechecked: OK" in healed.out
     assert deleted.exists()
     ok(centers.run("scrub", "--center", "zixing-djh"))
+    drill = ok(centers.run("--json", "drill", "--set", "ledger", "--from", "zixing-djh"))
+    assert drill.json()["passed"] and drill.json()["mismatched_files"] == 0
     out = centers.root / "restore-remote"
     ok(centers.run("restore", "--set", "ledger", "--from", "zixing-djh", "latest", "--target", out))
     assert_same_tree(bytes(centers.data), bytes(out / str(centers.data).lstrip("/")))
@@ -126,11 +131,38 @@ def test_repair_never_writes_a_bad_copy(
     assert pack.read_bytes() == damaged  # left as it was: never replaced by another bad copy
 
 
-def test_repair_usage_errors_are_one_line(centers: Centers, tmp_path: Path) -> None:
+def test_repair_usage_errors_are_one_line(centers: Centers) -> None:
     assert_one_error_line(
         centers.run("repair", "--from", "gz-dr2"), EXIT_USAGE, "repair needs --center"
     )
     assert_one_error_line(centers.run("scrub", "--center", "moon"), EXIT_USAGE, "moon")
-    repo = LocalBackend(tmp_path / "nowhere")
-    assert not repo.exists()
-    assert layout.CONFIG == "config"
+    assert_one_error_line(
+        centers.run("repair", "--center", "zixing-djh", "--from", "moon"), EXIT_USAGE, "moon"
+    )
+
+
+def test_scrub_and_repair_on_repository_urls(tmp_path: Path, password_file: Path) -> None:
+    """Without a configuration: ``scrub URL`` and ``repair URL --from OTHER_URL``."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.bin").write_bytes(os.urandom(600 << 10))
+    good, copy = LocalBackend(tmp_path / "good"), LocalBackend(tmp_path / "copy")
+    backup(new_repo(good, chunker=SMALL_CHUNKS), BackupRequest(paths=(os.fsencode(src),)))
+    assert replicate(good, {"copy": copy})["copy"].error is None
+    pack = sorted(i.name for i in copy.list("data/"))[0]
+    copy.delete(pack)
+
+    def run(*args: str | os.PathLike[str]) -> CliResult:
+        return run_drvault(*args, cwd=tmp_path, password_file=password_file)
+
+    found = run("--json", "scrub", tmp_path / "copy", "--keyless")
+    assert found.code == EXIT_INTEGRITY
+    (doc,) = found.json()["repositories"]
+    assert [p["kind"] for p in doc["problems"]] == ["missing"]
+    assert run("repair", tmp_path / "copy").code == EXIT_USAGE  # --from is required
+    healed = run("repair", tmp_path / "copy", "--from", tmp_path / "good")
+    assert healed.code == 0, healed
+    assert f"repaired {pack} from {tmp_path / 'good'}" in healed.out
+    assert run("scrub", tmp_path / "copy").code == 0
+    missing = run("scrub", tmp_path / "nowhere")
+    assert_one_error_line(missing, EXIT_NO_REPOSITORY, "does not exist")
