@@ -26,6 +26,7 @@ from drvault.policy.model import BackupSet, Config
 from drvault.progress import human_bytes
 
 if TYPE_CHECKING:
+    from drvault.policy.state import SetState
     from drvault.replication_run import PairOutcome
 
 
@@ -146,6 +147,22 @@ def _export_metrics(config: Config) -> None:
 # --------------------------------------------------------------------------------- status
 
 
+def observe_set(config: Config, backup_set: BackupSet) -> SetState:
+    """What every center holding the set holds now (with the set's password), for status and
+    report."""
+    from drvault.centers import open_center
+    from drvault.observe import observe
+
+    ctx = _ctx()
+    password = get_password(backup_set.password_file or ctx.password_file)
+    return observe(
+        config,
+        backup_set,
+        lambda c, s=backup_set.id: open_center(c, s, ctx.transport, ctx.metrics),  # type: ignore[misc]
+        password,
+    )
+
+
 @cli.command()
 @click.option("--set", "set_ids", multiple=True, metavar="SET", help="Only this set (repeatable).")
 @click.option(
@@ -153,9 +170,7 @@ def _export_metrics(config: Config) -> None:
 )
 def status(set_ids: tuple[str, ...], at_time: str | None) -> None:
     """Is each backup set compliant? Computed from what every center holds right now."""
-    from drvault.centers import open_center
     from drvault.cli import parse_time_ns
-    from drvault.observe import observe
     from drvault.policy.compliance import evaluate
 
     ctx = _ctx()
@@ -165,13 +180,7 @@ def status(set_ids: tuple[str, ...], at_time: str | None) -> None:
     lines = []
     statuses = []
     for backup_set in _sets(config, set_ids, False, "status"):
-        password = get_password(backup_set.password_file or ctx.password_file)
-        state = observe(
-            config,
-            backup_set,
-            lambda c, s=backup_set.id: open_center(c, s, ctx.transport, ctx.metrics),  # type: ignore[misc]
-            password,
-        )
+        state = observe_set(config, backup_set)
         result = evaluate(config, backup_set, state, now)
         statuses.append((backup_set, state, result))
         lines.append(

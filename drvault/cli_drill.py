@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from drvault.cli import _ctx, _Thaw, backend_for, cli, emit, repo_url, set_options
-from drvault.cli_centers import _sets
+from drvault.cli_centers import _sets, observe_set
 from drvault.durations import parse_duration
 from drvault.errors import BackendError, IntegrityError, UsageError
 from drvault.password import get_password
@@ -266,8 +266,6 @@ def _drill_text(
 )
 def report(set_ids: tuple[str, ...], since: str, html_path: str) -> None:
     """Compliance checks, replication lag per center and drills of each set, as HTML."""
-    from drvault.centers import open_center
-    from drvault.observe import observe
     from drvault.policy.compliance import evaluate
     from drvault.report_html import render_history
 
@@ -277,13 +275,7 @@ def report(set_ids: tuple[str, ...], since: str, html_path: str) -> None:
     start = now - _duration_option("--since", since)
     docs = []
     for backup_set in _sets(config, set_ids, False, "report"):
-        password = get_password(backup_set.password_file or ctx.password_file)
-        state = observe(
-            config,
-            backup_set,
-            lambda c, s=backup_set.id: open_center(c, s, ctx.transport, ctx.metrics),  # type: ignore[misc]
-            password,
-        )
+        state = observe_set(config, backup_set)
         docs.append(
             set_history(config, backup_set, state, evaluate(config, backup_set, state, now), start)
         )

@@ -7,10 +7,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from drvault.restore import restore
 from drvault.scrub import scrub
 from drvault.snapshots import load
 from drvault.transport import LocalBackend
+from tests.killing import count_objects, kill_when
 from tests.test_prune import Source, read_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,42 +35,8 @@ def run_killed(args: list[str], landed: Callable[[], int], at: int, extra: float
     """Run ``python -m tests.kill_runner ARGS``; SIGKILL it once ``landed()`` reaches ``at``
     and ``extra`` seconds more passed (or let it finish). Its exit code (-9 when killed)."""
     env = {**os.environ, "DRVAULT_TEST_PASSWORD": PASSWORD.decode()}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.kill_runner", *args, str(DELAY)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line == b"go\n", (line, proc.stderr.read() if proc.stderr else b"")
-        deadline = time.monotonic() + 30
-        while landed() < at and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        time.sleep(extra)
-        proc.send_signal(signal.SIGKILL)
-        _out, err = proc.communicate(timeout=30)
-        assert proc.returncode in (-signal.SIGKILL, 0), err.decode(errors="replace")
-        return proc.returncode
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def count_objects(root: Path) -> Callable[[], int]:
-    def count() -> int:
-        return sum(
-            1
-            for _d, _s, files in os.walk(root)
-            for f in files
-            if not f.startswith(".tmp-") and "locks" not in _d
-        )
-
-    return count
+    cmd = [sys.executable, "-m", "tests.kill_runner", *args, str(DELAY)]
+    return kill_when(cmd, landed, at, extra, cwd=ROOT, env=env)
 
 
 def assert_every_snapshot_restores(

@@ -255,11 +255,8 @@ def deploy(tmp_path: Path, s3_server: MotoServer) -> Deploy:
 @pytest.fixture
 def slow_thaws(s3_server: MotoServer) -> Iterator[None]:
     """Thaws stay under way THAW_SECONDS; immediate again afterwards."""
-    s3_server.set_restore_transition({"progression": "time", "seconds": THAW_SECONDS})
-    try:
+    with s3_server.slow_thaws(THAW_SECONDS):
         yield
-    finally:
-        s3_server.set_restore_transition(None)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the copy restores byte-exact and passes a drill."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,24 +50,9 @@ backup_sets:
 """
 
 
-def cut_after(proxy: FaultProxy, moved: int) -> threading.Thread:
-    """Go silent once ``moved`` more bytes passed the proxy."""
-    start = proxy.forwarded
-
-    def watch() -> None:
-        deadline = time.monotonic() + 60
-        while proxy.forwarded - start < moved and time.monotonic() < deadline:
-            time.sleep(0.005)
-        proxy.blackhole()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
 def assert_fails_fast(run: Callable[[], CliResult], proxy: FaultProxy, after: int) -> None:
     """Cut the link after ``after`` more bytes; the run fails within 30 s with one line."""
-    cut_after(proxy, after)
+    proxy.blackhole_after(after)
     start = time.monotonic()
     cut = run()
     took = time.monotonic() - start

@@ -61,21 +61,6 @@ def _through_proxy(
     return url, env, fast
 
 
-def _cut_when(proxy: FaultProxy, moved: int) -> threading.Thread:
-    """Go silent (no RST) once ``moved`` more bytes passed the proxy."""
-    start = proxy.forwarded
-
-    def watch() -> None:
-        deadline = time.monotonic() + 60
-        while proxy.forwarded - start < moved and time.monotonic() < deadline:
-            time.sleep(0.005)
-        proxy.blackhole()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_a_silent_link_cut_fails_backup_and_restore_with_link_lost(
     run_cli: RunCli, sshd_server: SshdServer, tmp_path: Path
 ) -> None:
@@ -85,7 +70,7 @@ def test_a_silent_link_cut_fails_backup_and_restore_with_link_lost(
     with FaultProxy(sshd_server.port) as proxy:
         url, env, fast = _through_proxy(proxy, sshd_server, tmp_path)
         assert run_cli(*fast, "init", url, "--kdf", CHEAP_KDF_OPTION, env=env).code == 0
-        _cut_when(proxy, 8 << 20)
+        proxy.blackhole_after(8 << 20)
         start = time.monotonic()
         result = run_cli(*fast, "backup", url, src, env=env)
         assert time.monotonic() - start < 30
@@ -93,7 +78,7 @@ def test_a_silent_link_cut_fails_backup_and_restore_with_link_lost(
 
         proxy.heal()
         assert run_cli(*fast, "backup", url, src, env=env).code == 0  # nothing was lost
-        _cut_when(proxy, 8 << 20)
+        proxy.blackhole_after(8 << 20)
         start = time.monotonic()
         result = run_cli(*fast, "restore", url, "latest", "--target", tmp_path / "out", env=env)
         assert time.monotonic() - start < 30

@@ -8,9 +8,7 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from trees import write
 from drvault.replicate import replicate
 from drvault.transport import LocalBackend
 from drvault.transport.base import Backend
+from tests.killing import count_objects, kill_when
 from tests.replicate.helpers import (
     assert_mirror,
     assert_restores,
@@ -68,37 +67,8 @@ def kill_after(
 ) -> int | None:
     """Run the replication in a child; SIGKILL it once ``landed()`` reaches ``at`` objects
     and ``extra`` seconds more have passed. Returns its exit code (``-9`` when killed)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.replicate.runner", str(source), url, str(DELAY)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"go\n", proc.stderr.read() if proc.stderr else ""
-        deadline = time.monotonic() + 30
-        while landed() < at and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        time.sleep(extra)
-        proc.send_signal(signal.SIGKILL)
-        _out, err = proc.communicate(timeout=30)
-        assert proc.returncode in (-signal.SIGKILL, 0), err.decode(errors="replace")
-        return proc.returncode
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def count_local(root: Path) -> Callable[[], int]:
-    """Objects visible under ``root`` (temporary files are not objects)."""
-
-    def count() -> int:
-        return sum(1 for _d, _s, files in os.walk(root) for f in files if not f.startswith(".tmp-"))
-
-    return count
+    cmd = [sys.executable, "-m", "tests.replicate.runner", str(source), url, str(DELAY)]
+    return kill_when(cmd, landed, at, extra, cwd=ROOT)
 
 
 def finish_and_verify(source: Source, dr: Backend, tmp: Path) -> None:
@@ -125,11 +95,11 @@ def test_kill_at_random_points_then_resume(source: Source, tmp_path: Path, seed:
     total = len(objects(LocalBackend(source.prod)))
     kills = 2 if seed % 4 == 0 else 1
     for kill in range(kills):
-        start = count_local(dr_path)()
+        start = count_objects(dr_path)()
         # seeds 3 and 6 kill in the snapshot phase, the last one going
         at = total - 1 if seed in (3, 6) and kill == 0 else rnd.randrange(start, total)
         extra = rnd.uniform(0, DELAY)
-        code = kill_after(source.prod, str(dr_path), count_local(dr_path), at, extra)
+        code = kill_after(source.prod, str(dr_path), count_objects(dr_path), at, extra)
         if at <= total - 5:  # two more rounds of puts were due: the kill came first
             assert code == -signal.SIGKILL
         assert assert_snapshots_complete(dr) <= 2
@@ -147,7 +117,9 @@ def test_kill_with_an_sftp_target(source: Source, tmp_path: Path, sshd_server: S
         rnd = random.Random(2024)
         points = sorted(rnd.sample(range(1, total - 2), 3))
         for at in points:
-            code = kill_after(source.prod, url, count_local(local_root), at, rnd.uniform(0, DELAY))
+            code = kill_after(
+                source.prod, url, count_objects(local_root), at, rnd.uniform(0, DELAY)
+            )
             assert code == -signal.SIGKILL
             assert assert_snapshots_complete(dr) <= 2
             assert_mirror(LocalBackend(source.prod), dr, whole=False)

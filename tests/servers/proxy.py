@@ -14,6 +14,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -83,6 +84,20 @@ class FaultProxy:
     def blackhole(self) -> None:
         """Silently stop forwarding in both directions; nothing is closed."""
         self._call(self._set_flowing, False)
+
+    def blackhole_after(self, moved: int) -> threading.Thread:
+        """Go silent once ``moved`` more bytes have passed (watched from a daemon thread)."""
+        start = self.forwarded
+
+        def watch() -> None:
+            deadline = time.monotonic() + 60
+            while self.forwarded - start < moved and time.monotonic() < deadline:
+                time.sleep(0.005)
+            self.blackhole()
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        return thread
 
     def heal(self) -> None:
         """Resume forwarding on the connections still open, and for new ones."""

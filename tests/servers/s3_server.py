@@ -8,6 +8,7 @@ the session (CLI subprocesses inherit them) and hides the user's AWS config and 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -138,6 +139,15 @@ class MotoServer:
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status in (200, 201), answer.status
+
+    @contextlib.contextmanager
+    def slow_thaws(self, seconds: float) -> Iterator[None]:
+        """Thaws stay under way ``seconds`` (see set_restore_transition); immediate again after."""
+        self.set_restore_transition({"progression": "time", "seconds": seconds})
+        try:
+            yield
+        finally:
+            self.set_restore_transition(None)
 
     def url(self, bucket: str, prefix: str = "repo") -> str:
         tail = f"/{prefix}" if prefix else ""

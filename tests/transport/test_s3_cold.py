@@ -66,12 +66,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
 
 @pytest.fixture
 def slow_thaws(s3_server: MotoServer) -> Iterator[None]:
-    """Thaws take THAW_SECONDS (see MotoServer.set_restore_transition); immediate again after."""
-    s3_server.set_restore_transition({"progression": "time", "seconds": THAW_SECONDS})
-    try:
+    """Thaws stay under way THAW_SECONDS; immediate again afterwards."""
+    with s3_server.slow_thaws(THAW_SECONDS):
         yield
-    finally:
-        s3_server.set_restore_transition(None)
 
 
 @pytest.fixture
