@@ -189,15 +189,23 @@ def check(
         entries_by_pack.setdefault(entry.pack.name, []).append(entry)
 
     to_read = [(path, indexed[path]) for path in sorted(stored) if path in indexed]
-    fetched = fan_out(lambda item: repo.read_pack(item[1]), to_read, repo.parallel_pack_reads)
-    for (path, ref), data, failure in fetched:
+
+    def one(item: tuple[str, PackRef]) -> _PackCheck:
+        path, ref = item
+        entries = entries_by_pack.get(ref.name, [])
+        return _check_pack(repo, path, ref, entries, read_data, subset)
+
+    # Each pack is read and verified (blobs decrypted) in the fetching threads: all cores.
+    for _item, checked, failure in fan_out(one, to_read, repo.parallel_pack_reads):
         try:
             if failure is not None:
                 raise failure
-            assert data is not None
-            _check_pack(
-                repo, path, ref, data, entries_by_pack.get(ref.name, []), result, read_data, subset
-            )
+            assert checked is not None
+            stats.packs_read += 1
+            stats.bytes_read += checked.size
+            stats.blobs_verified += checked.blobs
+            if checked.error is not None:
+                raise checked.error
         except (TransientError, ArchivedError):
             raise
         except DrvaultError as exc:
@@ -207,29 +215,43 @@ def check(
     return result
 
 
+@dataclass
+class _PackCheck:
+    size: int
+    blobs: int = 0  # verified before any error
+    error: DrvaultError | None = None
+
+
 def _check_pack(
     repo: Repository,
     path: str,
     ref: PackRef,
-    data: bytes,
     entries: list,
-    result: CheckResult,
     read_data: bool,
     subset: tuple[int, int] | None,
-) -> None:
-    """Check one pack, read (and verified against its SHA-256 name) by ``repo.read_pack``."""
-    result.stats.packs_read += 1
-    result.stats.bytes_read += len(data)
-    _kind, own = repo.pack_entries(path, data)
-    own_by_id = {e.blob_id: e for e in own}
-    for entry in entries:
-        mine = own_by_id.get(entry.blob_id)
-        if mine is None or (mine.offset, mine.length) != (entry.offset, entry.length):
-            raise IntegrityError(
-                path, f"index entry for blob {entry.blob_id.hex()[:16]} disagrees with the pack"
-            )
-    if ref.kind == "tree" or _in_subset(ref.name, subset, read_data):
-        view = memoryview(data)
-        for e in own:
-            repo.open_blob(e, view[e.offset : e.offset + e.length], pack=ref)
-            result.stats.blobs_verified += 1
+) -> _PackCheck:
+    """Read one pack (verified against its SHA-256 name by ``repo.read_pack``, which raises
+    when it is not), compare its own blob table with the index, and open its blobs when asked.
+    Runs in a fetching thread; the first damage found is returned, an outage raised."""
+    data = repo.read_pack(ref)
+    out = _PackCheck(len(data))
+    try:
+        _kind, own = repo.pack_entries(path, data)
+        own_by_id = {e.blob_id: e for e in own}
+        for entry in entries:
+            mine = own_by_id.get(entry.blob_id)
+            if mine is None or (mine.offset, mine.length) != (entry.offset, entry.length):
+                raise IntegrityError(
+                    path,
+                    f"index entry for blob {entry.blob_id.hex()[:16]} disagrees with the pack",
+                )
+        if ref.kind == "tree" or _in_subset(ref.name, subset, read_data):
+            view = memoryview(data)
+            for e in own:
+                repo.open_blob(e, view[e.offset : e.offset + e.length], pack=ref)
+                out.blobs += 1
+    except (TransientError, ArchivedError):
+        raise
+    except DrvaultError as exc:
+        out.error = exc
+    return out
