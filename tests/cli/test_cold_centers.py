@@ -368,7 +368,12 @@ def test_restore_from_cold_waits_for_one_thaw_per_pack_it_needs(
     deploy: Deploy, counter: RequestCounter, slow_thaws: None, tmp_path: Path, s3_server: MotoServer
 ) -> None:
     d = deploy(cold=GLACIER_AT_ONCE, endpoint=f"http://127.0.0.1:{counter.port}")
-    (d.data / "db" / "blob.bin").unlink()  # its packs are needed by the first snapshot only
+    # A backup whose only new data is one file: its packs hold nothing else (a backup packs
+    # blobs of files read side by side together, so packs of the first backup are mixed).
+    (d.data / "db" / "only-once.bin").write_bytes(random.Random(9).randbytes(3 * MIB // 2))
+    d.ok("backup", "--set", SET)
+    (d.data / "db" / "only-once.bin").unlink()  # so its packs: no newer snapshot needs them
+    (d.data / "db" / "blob.bin").unlink()
     change_data(d.data, seed=2)
     d.ok("backup", "--set", SET)
     data = tiered(d)
