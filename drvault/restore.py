@@ -44,7 +44,7 @@ from drvault.snapshots import split_path
 # against its SHA-256 name, so a restore also proves every pack it touched intact.
 WHOLE_PACK_SHARE = 0.5
 PIECE_BYTES = 4 << 20  # stored bytes of blobs per write task
-SERIAL_BELOW = 64 << 10  # pieces writing less than this per place on average: one at a time
+SERIAL_BELOW = 64 << 10  # --verify tasks reading less than this per file: one at a time
 MAX_OPEN_FILES = 64  # per write task: files kept open while its piece is written out
 VERIFY_BYTES = 16 << 20  # bytes of files per --verify task
 _MAX_BLOCK = 1 << 20
@@ -83,21 +83,14 @@ class _Blob:
 class _Piece:
     """Blobs of one pack written out by one task.
 
-    ``serial``: its writes are small (small files). Python work and short system calls then
-    outweigh the work that runs without the GIL, and two threads doing this only pass the
-    GIL back and forth (measured: 20,000 small files restore 1.4x slower with 2 threads than
-    with 1), so such pieces are written one at a time while other threads fetch packs and
-    write pieces of large blobs.
+    Pieces of small files run in parallel like any other: creating a file costs about 100 µs
+    of kernel time on ext4, and the GIL is released meanwhile (measured on the 20,000-document
+    corpus, cold: 6.1 s with such pieces written one at a time, 5.3 s in parallel).
     """
 
     blobs: list[_Blob] = field(default_factory=list)
     writes: int = 0
     raw: int = 0  # bytes written (raw blob bytes times their places)
-    serial: bool = False
-
-    def close(self) -> _Piece:
-        self.serial = self.raw < SERIAL_BELOW * self.writes
-        return self
 
 
 @dataclass
@@ -209,7 +202,7 @@ def _cut_pieces(plan: _Plan) -> None:
         stored = 0
         for blob in job.blobs:
             if stored >= PIECE_BYTES:
-                job.pieces.append(piece.close())
+                job.pieces.append(piece)
                 piece, stored = _Piece(), 0
             piece.blobs.append(blob)
             stored += blob.entry.length
@@ -218,7 +211,7 @@ def _cut_pieces(plan: _Plan) -> None:
             for number, _offset in blob.targets:
                 if piece_of.setdefault(number, id(piece)) != id(piece):
                     spread.add(number)
-        job.pieces.append(piece.close())
+        job.pieces.append(piece)
 
 
 def _ensure_dir(path: bytes) -> bool:
@@ -311,9 +304,9 @@ def restore(
         ThreadPoolExecutor(workers, thread_name_prefix="drvault-restore") as pool,
         ThreadPoolExecutor(fetchers, thread_name_prefix="drvault-fetch") as fetch_pool,
     ):
-        _Writer(repo, plan, creates, block, (pool, workers), (fetch_pool, fetchers)).run(
-            stats, progress
-        )
+        writer = _Writer(repo, plan, creates, block, (pool, workers), (fetch_pool, fetchers), owner)
+        writer.run(stats, progress)
+        warnings.extend(writer.warnings)
         stats.files = len(plan.files)
         for path, node in plan.specials:
             _clear_leaf(path)
@@ -328,8 +321,9 @@ def restore(
             _clear_leaf(path)
             os.link(first, path, follow_symlinks=False)
             stats.hardlinks += 1
-        for path, node in plan.files:
-            warnings.extend(apply_metadata(path, node, restore_owner=owner))
+        for number, (path, node) in enumerate(plan.files):
+            if not writer.finished[number]:
+                warnings.extend(apply_metadata(path, node, restore_owner=owner))
         for path, node in plan.specials:
             if os.path.lexists(path):  # not if skipped (a socket, a device without root)
                 warnings.extend(apply_metadata(path, node, restore_owner=owner))
@@ -383,6 +377,7 @@ class _Writer:
         block: int,
         writers: tuple[ThreadPoolExecutor, int],
         fetchers: tuple[ThreadPoolExecutor, int],
+        owner: bool,
     ) -> None:
         self.repo = repo
         self.plan = plan
@@ -391,7 +386,9 @@ class _Writer:
         self.pool, self.workers = writers
         self.fetch_pool, self.fetchers = fetchers
         self.stop = threading.Event()
-        self.serial = threading.Lock()  # held while a piece of small writes is written
+        self.owner = owner
+        self.finished = bytearray(len(plan.files))  # files whose metadata a worker set
+        self.warnings: list[str] = []  # from workers (list.append is atomic)
 
     def run(self, stats: RestoreStats, progress: Progress | None) -> None:
         jobs: Iterator[_Job] = iter(self.plan.jobs.values())
@@ -458,10 +455,7 @@ class _Writer:
 
     def write(self, pack: bytes | None, piece: _Piece) -> tuple[int, int]:
         """Open each blob of one piece and write it to its places: (blobs, bytes written)."""
-        if not piece.serial:
-            return self._write(pack, piece.blobs)
-        with self.serial:
-            return self._write(pack, piece.blobs)
+        return self._write(pack, piece.blobs)
 
     def _write(self, pack: bytes | None, blobs: list[_Blob]) -> tuple[int, int]:
         """Write out the blobs of one piece.
@@ -497,11 +491,16 @@ class _Writer:
                     path, node = files[number]
                     if creates[number] and len(node.content) == 1:
                         # the whole file in one blob (most small files): open, write, close
+                        # its metadata goes on through the same descriptor, here
                         with _open_file(path, create=True, block_size=block) as single:
                             if not zero:
                                 single.write(0, data)
                             if tail_zero:
-                                single.finish(node.size)
+                                single.set_size(node.size)
+                            self.warnings.extend(
+                                apply_metadata(single.fd, node, restore_owner=self.owner)
+                            )
+                            self.finished[number] = 1
                         continue
                     writer = writers.get(number)
                     if writer is None:

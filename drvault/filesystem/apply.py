@@ -56,25 +56,28 @@ def create_entry(path: bytes, node: Node) -> str | None:
     return None
 
 
-def apply_metadata(path: bytes, node: Node, *, restore_owner: bool) -> list[str]:
-    """Set owner (if ``restore_owner``), xattrs, mode and times of ``path`` from ``node``.
+def apply_metadata(target: bytes | int, node: Node, *, restore_owner: bool) -> list[str]:
+    """Set owner (if ``restore_owner``), xattrs, mode and times of ``target`` from ``node``.
 
-    Never follows a symlink at ``path``; a symlink's mode is left alone (Linux has no
-    ``lchmod``). Xattrs already on ``path`` and not in ``node`` are kept. Returns one warning
-    per step that was not permitted or not supported; other ``OSError`` propagate.
+    ``target`` is a path or a file descriptor open on the entry (a restored regular file,
+    finished through the descriptor it was written with: no path lookups). Never follows a
+    symlink at a path; a symlink's mode is left alone (Linux has no ``lchmod``). Xattrs already
+    on the entry and not in ``node`` are kept. Returns one warning per step that was not
+    permitted or not supported; other ``OSError`` propagate.
     """
     warnings: list[str] = []
     shown = display_name(node.name)
+    follow = isinstance(target, int)  # with a descriptor there is no link to follow
     if restore_owner:
         try:
-            os.chown(path, node.uid, node.gid, follow_symlinks=False)
+            os.chown(target, node.uid, node.gid, follow_symlinks=follow)
         except OSError as error:
             if error.errno not in _NOT_PERMITTED:
                 raise
             warnings.append(f"{shown!r}: cannot set owner {node.uid}:{node.gid}: {error.strerror}")
     for xname, xvalue in node.xattrs:
         try:
-            os.setxattr(path, xname, xvalue, follow_symlinks=False)
+            os.setxattr(target, xname, xvalue, follow_symlinks=follow)
         except OSError as error:
             if error.errno in _NOT_SUPPORTED:
                 warnings.append(f"{shown!r}: extended attributes not supported here")
@@ -87,7 +90,7 @@ def apply_metadata(path: bytes, node: Node, *, restore_owner: bool) -> list[str]
     if node.type is not NodeType.SYMLINK:
         # os.chmod follows a symlink (no lchmod on Linux): safe because the restore created
         # this entry itself, as long as nobody else can write to the restore target.
-        os.chmod(path, node.mode)
+        os.chmod(target, node.mode)
     atime_ns = node.atime_ns or node.mtime_ns  # trees written by drvault carry no atime
-    os.utime(path, ns=(atime_ns, node.mtime_ns), follow_symlinks=False)
+    os.utime(target, ns=(atime_ns, node.mtime_ns), follow_symlinks=follow)
     return warnings

@@ -83,10 +83,19 @@ class SparseWriter:
         if run_start >= 0:
             self._pwrite(view[run_start:], offset + run_start)
 
+    @property
+    def fd(self) -> int:
+        """The open file's descriptor (to set its metadata before :meth:`close`)."""
+        return self._fd
+
+    def set_size(self, size: int) -> None:
+        """Set the file's final ``size``, keeping a trailing hole."""
+        os.ftruncate(self._fd, size)
+
     def finish(self, size: int) -> None:
         """Set the file's final ``size`` (keeping a trailing hole) and close it."""
         try:
-            os.ftruncate(self._fd, size)
+            self.set_size(size)
         finally:
             self.close()
 
