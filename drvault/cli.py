@@ -410,8 +410,10 @@ def backup(
 
     def progress(stats: BackupStats, path: bytes) -> None:
         line.update(
-            f"{stats.files_new + stats.files_changed + stats.files_unmodified} files, "
-            f"{human_bytes(stats.bytes_read)} read: {display_name(path)[-80:]}"
+            lambda: (
+                f"{stats.files_new + stats.files_changed + stats.files_unmodified} files, "
+                f"{human_bytes(stats.bytes_read)} read: {display_name(path)[-80:]}"
+            )
         )
 
     request = BackupRequest(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 
 class ProgressLine:
@@ -20,14 +21,17 @@ class ProgressLine:
     def elapsed(self) -> float:
         return time.monotonic() - self._start
 
-    def update(self, text: str, *, force: bool = False) -> None:
+    def update(self, text: str | Callable[[], str], *, force: bool = False) -> None:
+        """Show ``text``; a callable is called only when a line is due (per-file callers
+        pass one, so nothing is formatted between updates)."""
         if not self.enabled:
             return
         now = time.monotonic()
         if not force and now - self._last < self.interval:
             return
         self._last = now
-        line = f"[{self.elapsed():6.1f}s] {text}"[:200]
+        shown = text() if callable(text) else text
+        line = f"[{self.elapsed():6.1f}s] {shown}"[:200]
         pad = max(0, self._width - len(line))
         sys.stderr.write("\r" + line + " " * pad)
         sys.stderr.flush()

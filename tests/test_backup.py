@@ -93,6 +93,11 @@ def test_unchanged_tree_reads_no_file_content(big: Big, opened_files: list[bytes
     assert not result.warnings
     assert [p for p in opened_files if p.startswith(big.src)] == []
     assert result.snapshot.parent is not None
+    # 100 directories, more than wait at once for their trees: every tree is the parent's
+    repo = big.site.open("repo")
+    again = backup(repo, BackupRequest(paths=(big.src,)))
+    assert again.snapshot.tree == result.snapshot.tree
+    assert repo.stats.blobs_new == 0
 
 
 def test_a_changed_file_is_the_only_one_read(big: Big, opened_files: list[bytes]) -> None:

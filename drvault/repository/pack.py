@@ -26,6 +26,7 @@ The pack's name is the SHA-256 of all its bytes.
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import struct
@@ -77,10 +78,18 @@ def blob_aad(blob_id: bytes, blob_type: int, compression: int) -> bytes:
 
 class _Buffer:
     """An append-only byte buffer in anonymous memory: pages cost memory only once written,
-    and growing never copies more than once per doubling (a pack is written once, read once)."""
+    and growing never copies more than once per doubling (a pack is written once, read once).
+
+    Sealed blobs (``bytes``) are copied in with ``ctypes.memmove``, which runs without the
+    GIL: the first touch of each fresh page is a page fault, about 15 ms per 16 MiB pack on
+    the benchmark machine against 2 ms for the copy itself, and a slice assignment would
+    take all of that under the GIL, which the hashing and compressing threads need.
+    """
 
     def __init__(self, capacity: int) -> None:
         self._map = mmap.mmap(-1, max(capacity, mmap.PAGESIZE))
+        self._pin = ctypes.c_char.from_buffer(self._map)  # exported while it lives
+        self._base = ctypes.addressof(self._pin)
         self._len = 0
 
     def __len__(self) -> int:
@@ -91,9 +100,15 @@ class _Buffer:
         if end > len(self._map):
             bigger = mmap.mmap(-1, max(end, 2 * len(self._map)))
             bigger[: self._len] = self._map[: self._len]
+            del self._pin
             self._map.close()
             self._map = bigger
-        self._map[self._len : end] = data
+            self._pin = ctypes.c_char.from_buffer(self._map)
+            self._base = ctypes.addressof(self._pin)
+        if type(data) is bytes:
+            ctypes.memmove(self._base + self._len, data, end - self._len)  # end <= len(map)
+        else:
+            self._map[self._len : end] = data
         self._len = end
 
     def view(self) -> memoryview:

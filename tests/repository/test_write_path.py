@@ -14,7 +14,7 @@ from drvault.backup import BackupRequest, backup
 from drvault.errors import PermanentError
 from drvault.repository import layout
 from drvault.repository.pack import BLOB_DATA, COMP_NONE, COMP_ZSTD
-from drvault.repository.repository import Repository
+from drvault.repository.repository import ProbeHint, Repository
 from drvault.restore import restore
 from drvault.snapshots import resolve
 from drvault.transport import LocalBackend
@@ -45,6 +45,29 @@ def test_incompressible_blobs_are_stored_raw_and_text_compressed(repo: Repositor
     half = bytes(32 << 10) + os.urandom(32 << 10)  # one probe compresses: compress the blob
     stored, code = repo.compress(half)
     assert code == COMP_ZSTD and len(stored) < len(half)
+
+
+def test_a_hint_skips_the_probe_after_a_compressed_blob_and_resumes_after_a_raw_one(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probes: list[int] = []
+    real = repo._probe_compressor
+
+    def counting() -> object:
+        probes.append(1)
+        return real()
+
+    monkeypatch.setattr(repo, "_probe_compressor", counting)
+    text = b"INSERT INTO ledger VALUES (1, 'acct', 100);\n" * 1500
+    noise = os.urandom(64 << 10)
+    hint = ProbeHint()
+    assert repo.compress(text, hint)[1] == COMP_ZSTD and hint.compressed  # probed first
+    assert len(probes) == 1
+    assert repo.compress(text, hint)[1] == COMP_ZSTD and len(probes) == 1  # no probe
+    stored, code = repo.compress(noise, hint)  # no probe: compressed in full, kept raw
+    assert code == COMP_NONE and stored == noise and not hint.compressed and len(probes) == 1
+    assert repo.compress(noise, hint)[1] == COMP_NONE and len(probes) == 2  # probing again
+    assert repo.compress(noise)[1] == COMP_NONE and len(probes) == 3  # no hint: always
 
 
 def test_zero_chunks_get_their_true_id(repo: Repository) -> None:
