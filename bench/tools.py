@@ -121,10 +121,15 @@ class Drvault(Tool):
     base_env: ClassVar[dict[str, str]] = {"DRVAULT_PASSWORD": PASSWORD}
 
     def __init__(
-        self, repo: Path | str, chunk_avg: str | None = None, cache: Path | None = None
+        self,
+        repo: Path | str,
+        chunk_avg: str | None = None,
+        cache: Path | None = None,
+        compression_level: int | None = None,
     ) -> None:
         super().__init__(repo, cache)
         self.chunk_avg = chunk_avg
+        self.compression_level = compression_level
         self.config: dict[str, object] = {}
 
     def _cmd(self, *args: str) -> list[str]:
@@ -135,8 +140,12 @@ class Drvault(Tool):
         chunker = c.get("chunker", {})
         avg = chunker.get("avg_size") if isinstance(chunker, dict) else None
         avg_text = f"{avg >> 10} KiB" if isinstance(avg, int) else self.chunk_avg or "default"
+        changed = [f"--chunk-avg {self.chunk_avg}"] if self.chunk_avg else []
+        if self.compression_level is not None:
+            changed.append(f"--compression-level {self.compression_level}")
+        but = f" but {' '.join(changed)}" if changed else ""
         return (
-            f"init defaults{f' but --chunk-avg {self.chunk_avg}' if self.chunk_avg else ''}: "
+            f"init defaults{but}: "
             f"chunk avg {avg_text}, suite {c.get('suite', '?')} ({c.get('cipher', '?')}, "
             f"{c.get('id_hash', '?')} ids), "
             f"zstd level {c.get('compression_level', '?')}, default scrypt KDF (one key "
@@ -145,6 +154,8 @@ class Drvault(Tool):
 
     def init(self) -> Run:
         extra = ["--chunk-avg", self.chunk_avg] if self.chunk_avg else []
+        if self.compression_level is not None:
+            extra += ["--compression-level", str(self.compression_level)]
         r = run(self._cmd("--json", "init", str(self.repo), *extra), self.env)
         try:
             self.config = json.loads(r.stdout.strip().splitlines()[-1]).get("config", {})
