@@ -30,6 +30,7 @@ import ctypes
 import mmap
 import os
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -95,28 +96,50 @@ class _Buffer:
     def __len__(self) -> int:
         return self._len
 
-    def append(self, data: bytes | memoryview) -> None:
-        end = self._len + len(data)
+    @property
+    def capacity(self) -> int:
+        return len(self._map)
+
+    def extend(self, n: int) -> int:
+        """Claim the next ``n`` bytes (growing the buffer: no write may be in progress then);
+        their offset."""
+        start, end = self._len, self._len + n
         if end > len(self._map):
             bigger = mmap.mmap(-1, max(end, 2 * len(self._map)))
-            bigger[: self._len] = self._map[: self._len]
+            bigger[:start] = self._map[:start]
             del self._pin
             self._map.close()
             self._map = bigger
             self._pin = ctypes.c_char.from_buffer(self._map)
             self._base = ctypes.addressof(self._pin)
-        if type(data) is bytes:
-            ctypes.memmove(self._base + self._len, data, end - self._len)  # end <= len(map)
-        else:
-            self._map[self._len : end] = data
         self._len = end
+        return start
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        """Fill claimed bytes at ``offset``."""
+        end = offset + len(data)
+        if offset < 0 or end > self._len:
+            raise ValueError(f"write of {len(data)} bytes at {offset} outside {self._len}")
+        if type(data) is bytes:
+            ctypes.memmove(self._base + offset, data, len(data))  # in bounds: checked above
+        else:
+            self._map[offset:end] = data
+
+    def append(self, data: bytes | memoryview) -> None:
+        self.write(self.extend(len(data)), data)
 
     def view(self) -> memoryview:
         return memoryview(self._map)[: self._len]
 
 
 class PackWriter:
-    """Accumulates sealed blobs in memory until the pack is finished."""
+    """Accumulates sealed blobs in memory until the pack is finished.
+
+    A blob goes in in two steps: :meth:`reserve` claims its place (its offset, and so its
+    nonce; callers serialise these), then :meth:`fill` seals it into that place from any
+    thread, with no lock held: sealing and copying (with the page faults of fresh pages) run
+    in parallel. :meth:`finish` waits for every reserved blob to be filled.
+    """
 
     def __init__(self, kind: str, cipher_for_salt: CipherFactory, capacity: int = 1 << 20) -> None:
         self.kind = kind
@@ -125,9 +148,43 @@ class PackWriter:
         self._buf = _Buffer(capacity)
         self._buf.append(PRELUDE.pack(MAGIC, VERSION, KIND_CODES[kind], self.salt))
         self.entries: list[PackEntry] = []
+        self._filling = 0  # blobs reserved and not yet filled
+        self._failed = False
+        self._filled = threading.Condition()
 
     def __len__(self) -> int:
         return len(self._buf)
+
+    def reserve(
+        self, blob_id: bytes, blob_type: int, compression: int, stored_length: int, raw_length: int
+    ) -> PackEntry:
+        """Claim the place of one blob of ``stored_length`` bytes before sealing."""
+        length = stored_length + TAG_SIZE
+        with self._filled:
+            if len(self._buf) + length > self._buf.capacity:
+                while self._filling:  # the buffer moves when it grows
+                    self._filled.wait()
+            offset = self._buf.extend(length)
+            self._filling += 1
+        entry = PackEntry(blob_id, blob_type, compression, offset, length, raw_length)
+        self.entries.append(entry)
+        return entry
+
+    def fill(self, entry: PackEntry, stored: bytes | memoryview) -> None:
+        """Seal a reserved blob into its place."""
+        try:
+            aad = blob_aad(entry.blob_id, entry.type, entry.compression)
+            sealed = self._cipher.seal(blob_nonce(entry.offset), stored, aad)
+            if len(sealed) != entry.length:
+                raise ValueError(f"sealed {len(sealed)} bytes into a place of {entry.length}")
+            self._buf.write(entry.offset, sealed)
+        except BaseException:
+            self._failed = True
+            raise
+        finally:
+            with self._filled:
+                self._filling -= 1
+                self._filled.notify_all()
 
     def add(
         self,
@@ -137,17 +194,16 @@ class PackWriter:
         stored: bytes | memoryview,
         raw_length: int,
     ) -> None:
-        offset = len(self._buf)
-        sealed = self._cipher.seal(
-            blob_nonce(offset), stored, blob_aad(blob_id, blob_type, compression)
-        )
-        self._buf.append(sealed)
-        self.entries.append(
-            PackEntry(blob_id, blob_type, compression, offset, len(sealed), raw_length)
-        )
+        """Reserve and fill in one step."""
+        self.fill(self.reserve(blob_id, blob_type, compression, len(stored), raw_length), stored)
 
     def finish(self) -> tuple[bytes, memoryview]:
         """(pack name, pack bytes): a view of the writer's own buffer, handed over uncopied."""
+        with self._filled:
+            while self._filling:
+                self._filled.wait()
+        if self._failed:
+            raise RuntimeError("a blob of this pack failed to seal: the pack is not written")
         table = struct.pack("<I", len(self.entries)) + b"".join(
             ENTRY.pack(e.blob_id, e.type, e.compression, e.offset, e.length, e.raw_length)
             for e in self.entries

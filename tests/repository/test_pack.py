@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from drvault.repository.crypto import AuthenticationFailed, sha256
@@ -72,6 +76,33 @@ def test_round_trip(suite: str, kind: str) -> None:
     assert len({e.offset for e in entries}) == len(entries)  # distinct nonces
     assert entries[0].offset == PRELUDE.size
     assert _open_all(chosen, raw) == [b[3] for b in BLOBS]
+
+
+def test_blobs_filled_out_of_order_from_threads_while_the_buffer_grows() -> None:
+    chosen = Suite.choose("intl")
+    writer = PackWriter("data", _cipher_for(chosen), capacity=4096)  # grows on the 2nd reserve
+    blobs = [(bytes([i]) * 32, bytes([i]) * (4000 if i == 1 else 50 * i)) for i in range(1, 9)]
+    first = writer.reserve(blobs[0][0], BLOB_DATA, COMP_NONE, len(blobs[0][1]), 1)
+    grown = threading.Event()
+
+    def reserve_rest() -> list[PackEntry]:  # must wait for the first fill before growing
+        rest = [writer.reserve(i, BLOB_DATA, COMP_NONE, len(d), 1) for i, d in blobs[1:]]
+        grown.set()
+        return rest
+
+    with ThreadPoolExecutor(4) as pool:
+        later = pool.submit(reserve_rest)
+        assert not grown.wait(0.2)  # a fill is pending: the buffer may not move yet
+        writer.fill(first, blobs[0][1])
+        entries = [first, *later.result(timeout=10)]
+        done = pool.submit(writer.finish)
+        time.sleep(0.1)
+        assert not done.done()  # finish waits for every reserved blob
+        list(pool.map(lambda k: writer.fill(entries[k], blobs[k][1]), reversed(range(1, 8))))
+        name, view = done.result(timeout=10)
+    raw = bytes(view)
+    assert name == sha256(raw)
+    assert _open_all(chosen, raw) == [d for _, d in blobs]
 
 
 def test_salts_make_equal_content_differ() -> None:
