@@ -246,6 +246,45 @@ def test_duplicate_content_is_stored_once(repo: Repository, site: Site, tmp_path
     assert len(contents) == 1
 
 
+def test_unreadable_small_files_in_a_batch_are_warnings_and_the_rest_are_stored(
+    repo: Repository, site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small files are stored in batches (one worker task each); a file of a batch that cannot
+    be opened is a warning of its own and leaves its batch's other files stored."""
+    src = tmp_path / "src"
+    src.mkdir()
+    contents = {f"f{i:04d}": os.urandom(100 + i) for i in range(600)}  # several batches
+    for name, data in contents.items():
+        (src / name).write_bytes(data)
+    (src / "big").write_bytes(os.urandom(1_500_000))  # streamed by the walker, between batches
+    denied = {os.fsencode(src / n) for n in ("f0007", "f0300", "f0599")}
+    real_open = os.open
+
+    def os_open(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if path in denied:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    result = backup(repo, BackupRequest(paths=(os.fsencode(src),)))
+    monkeypatch.undo()
+    assert result.partial and result.stats.errors == 3
+    assert sorted(w.split(":")[0] for w in result.warnings) == sorted(
+        str(src / n) for n in ("f0007", "f0300", "f0599")
+    )
+    assert all("cannot read: Permission denied" in w for w in result.warnings)
+    assert result.stats.files_new == 601 - 3
+    reopened = site.open("repo")
+    for name, data in contents.items():
+        entry = find(reopened, result.snapshot.tree, os.fsencode(src / name))
+        if os.fsencode(src / name) in denied:
+            assert entry is None
+            continue
+        assert entry is not None
+        assert b"".join(reopened.get_blob(b) for b in entry.node.content) == data
+    assert check(reopened).ok
+
+
 def test_parent_selection_and_force(repo: Repository, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):

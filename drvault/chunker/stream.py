@@ -12,6 +12,8 @@ depends on how the input was read.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Final, Protocol
@@ -32,6 +34,7 @@ _MiB: Final = 1024 * 1024
 _READ_BUFFER_CHUNKS: Final = 4
 _WINDOW_CHUNKS: Final = 64
 _MIN_WINDOW: Final = 16 * _MiB
+_ALIGN: Final = 4096  # chunk_file's reads: aligned for O_DIRECT (drvault.filesystem.directio)
 
 
 class Readable(Protocol):
@@ -129,34 +132,45 @@ class Chunker:
         """Yield the chunks of a binary stream as bytes, read with ``f.readinto``.
 
         Memory stays bounded by `buffer_size` (default `read_buffer_size`, at least
-        ``max_size``) whatever the stream's length; short reads are retried until the
-        buffer is full or ``readinto`` returns 0 (end of stream). An empty stream yields
+        ``max_size``) plus 4 KiB whatever the stream's length; short reads are retried until
+        the buffer is full or ``readinto`` returns 0 (end of stream). An empty stream yields
         nothing. Streams without ``readinto`` are read with ``read`` (one extra copy).
+
+        Every read starts at a page-aligned address, a whole number of 4 KiB blocks after the
+        first (until a short read), and asks for whole blocks: a file opened with
+        ``O_DIRECT`` can be read this way (the unfinished chunk carried over is moved to end
+        on a block boundary).
         """
         size = self.read_buffer_size if buffer_size is None else buffer_size
         if size < self.params.max_size:
             raise ValueError(f"buffer_size must be at least max_size, got {size}")
         cuts, gear, args = backend.cuts, self.gear, self.params.as_args()
         readinto = _reader(f)
-        view = memoryview(bytearray(size))
+        total = -(-size // _ALIGN) * _ALIGN + _ALIGN
+        memory = mmap.mmap(-1, total)  # page aligned
+        view = memoryview(memory)
         try:
-            filled = 0
+            begin = filled = 0  # the data not yet chunked is view[begin:filled]
             eof = False
             while True:
-                while filled < size and not eof:
+                while filled < total and not eof:
                     got = readinto(view[filled:])
                     if got is None:
                         raise BlockingIOError("chunk_file needs a blocking stream")
                     if got == 0:
                         eof = True
                     filled += got
-                start = 0
-                for end in cuts(view[:filled], gear, *args, eof):
-                    yield bytes(view[start:end])
-                    start = end
+                start = begin
+                for end in cuts(view[begin:filled], gear, *args, eof):
+                    yield bytes(view[start : begin + end])
+                    start = begin + end
                 if eof:
                     return
-                filled -= start
-                view[:filled] = view[start : start + filled]
+                tail = filled - start
+                begin = -tail % _ALIGN  # so that the next read starts on a block boundary
+                view[begin : begin + tail] = view[start:filled]
+                filled = begin + tail
         finally:
             view.release()
+            with contextlib.suppress(BufferError):  # a view of it still held: freed with it
+                memory.close()

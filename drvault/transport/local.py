@@ -18,6 +18,7 @@ from drvault.errors import (
     PermanentError,
     TransientError,
 )
+from drvault.filesystem.directio import write_direct
 from drvault.transport.base import Capabilities, ObjectInfo, ShortReadError
 
 _TMP_PREFIX = ".tmp-"
@@ -81,10 +82,7 @@ class LocalBackend:
             tmp = path.parent / f"{_TMP_PREFIX}{secrets.token_hex(8)}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                write_direct(fd, data)  # a pack's whole blocks bypass the page cache
                 os.fsync(fd)
             finally:
                 os.close(fd)

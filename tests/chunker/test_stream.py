@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import mmap
@@ -60,7 +61,8 @@ def test_chunk_file_matches_chunk_buffer(
     assert all(isinstance(chunk, bytes) for chunk in got)
     assert all(params.min_size <= len(chunk) <= params.max_size for chunk in got[:-1])
     assert all(0 < len(chunk) <= params.max_size for chunk in got)
-    assert reader.largest_request <= params.max_size + extra
+    # the buffer: buffer_size rounded up to 4 KiB blocks, and one block of room to align reads
+    assert reader.largest_request <= -(-(params.max_size + extra) // 4096) * 4096 + 4096
     assert [sum(sizes(got[: i + 1])) for i in range(len(got))] == chunker.cut_points(data)
 
 
@@ -70,9 +72,44 @@ def test_large_stream_bounded_buffer() -> None:
     chunker = Chunker(params, keyed_gear(b"k" * 32))
     reader = ShortReader(data, random.Random(1), 1 << 20)
     got = list(chunker.chunk_file(reader, buffer_size=3 * params.max_size))
-    assert reader.largest_request <= 3 * params.max_size
+    # the buffer: rounded up to 4 KiB blocks, and one block of room to align reads
+    assert reader.largest_request <= -(-3 * params.max_size // 4096) * 4096 + 4096
     assert sizes(got) == sizes(list(chunker.chunk_buffer(data)))
     assert b"".join(got) == data
+
+
+class AlignedOnly:
+    """A stream that, like a file opened with O_DIRECT, accepts only reads of whole 4 KiB
+    blocks into 4 KiB-aligned memory at 4 KiB-aligned offsets (until its end)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._at = 0
+        self.reads = 0
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        if self._at == len(self._data):
+            return 0  # the end (drvault.filesystem.directio.DirectReader answers without a read)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+        assert address % 4096 == 0 and self._at % 4096 == 0, (address, self._at)
+        want = len(buffer) - len(buffer) % 4096
+        assert want > 0
+        got = self._data[self._at : self._at + want]
+        buffer[: len(got)] = got
+        self._at += len(got)
+        self.reads += 1
+        return len(got)
+
+
+@pytest.mark.parametrize("size", [0, 4096, 1_000_000, (3 << 20) + 123])
+def test_chunk_file_reads_aligned_blocks(size: int) -> None:
+    params = ChunkerParams.for_average(16384)
+    data = hashlib.shake_256(b"aligned").digest(size)
+    chunker = Chunker(params, keyed_gear(b"k" * 32))
+    reader = AlignedOnly(data)
+    got = list(chunker.chunk_file(reader, buffer_size=3 * params.max_size + 1000))
+    assert got == [bytes(c) for c in chunker.chunk_buffer(data)]
+    assert reader.reads >= size // (3 * params.max_size + 5096)
 
 
 def test_default_read_buffer_size() -> None:

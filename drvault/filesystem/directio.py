@@ -1,0 +1,195 @@
+"""Unbuffered I/O: backup reads files, and a local repository writes packs, with ``O_DIRECT``
+where the file system allows.
+
+A buffered read of a file not in the page cache first fills the page cache (each fresh page
+allocated, and on a virtual machine first touched) and then copies it out. Measured on the
+benchmark machine (2 cores, ext4 on virtio), a cold 512 MiB file took 0.96 s of kernel CPU
+buffered and 0.06 s with ``O_DIRECT``, which also read faster (829 against 508 MB/s): on two
+cores that CPU is taken from hashing and compressing. And a backup does not evict the
+production database's working set from the page cache by reading a night's dumps once.
+
+``O_DIRECT`` needs the buffer address, the file offset and the length aligned (4 KiB covers
+every logical block size in use), so reads go into page-aligned buffers (``mmap``) at
+aligned offsets. Where the file system refuses ``O_DIRECT`` (``EINVAL`` at ``open``, or at
+the first read on some network and FUSE file systems) the file is read buffered, as before.
+The page cache stays coherent: the kernel writes back dirty pages of the range before it
+reads it directly.
+
+Writes: a finished pack sits in page-aligned memory, so a local repository writes its whole
+blocks directly (:func:`write_direct`) and only the last partial block through the page cache.
+Writing 435 MB of packs through the page cache cost about 1 s of kernel CPU (copying into
+freshly allocated page-cache pages) on 20,000 documents.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+from concurrent.futures import Executor, Future
+
+ALIGN = 4096
+O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+
+
+def round_up(n: int) -> int:
+    """``n`` rounded up to a multiple of ALIGN."""
+    return -(-n // ALIGN) * ALIGN
+
+
+def aligned_buffer(size: int) -> mmap.mmap:
+    """Page-aligned anonymous memory: ``size`` bytes rounded up to whole ALIGN blocks."""
+    return mmap.mmap(-1, max(round_up(size), ALIGN))
+
+
+def open_direct(path: bytes, flags: int) -> tuple[int, bool]:
+    """Open ``path`` with ``flags``, unbuffered if the file system allows it: (fd, direct)."""
+    if O_DIRECT:
+        try:
+            return os.open(path, flags | O_DIRECT), True
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+    return os.open(path, flags), False
+
+
+class DirectReader:
+    """``readinto`` over a file descriptor that may be open with ``O_DIRECT``.
+
+    Each ``readinto`` target must start at an aligned address and the file offset must be
+    aligned (both hold for reads of whole ALIGN blocks into an aligned buffer); the length is
+    cut down to whole blocks. A short read of a direct file is its end: the next read returns
+    0 without a system call, since the offset is no longer aligned. A file system that accepts
+    ``O_DIRECT`` at ``open`` but refuses the read gets the descriptor switched to buffered.
+    """
+
+    __slots__ = ("_ended", "direct", "fd")
+
+    def __init__(self, fd: int, direct: bool) -> None:
+        self.fd = fd
+        self.direct = direct
+        self._ended = False
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def readinto(self, target: memoryview) -> int:
+        if not self.direct:
+            return os.readv(self.fd, [target])
+        if self._ended:
+            return 0
+        want = len(target) - len(target) % ALIGN
+        if want == 0:
+            raise ValueError(f"a direct read needs at least {ALIGN} bytes, not {len(target)}")
+        try:
+            got = os.readv(self.fd, [target[:want]])
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self.buffered()
+            return os.readv(self.fd, [target])
+        if got < want:
+            self._ended = True
+        return got
+
+    def buffered(self) -> None:
+        """Read the rest through the page cache (the file offset is kept)."""
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~O_DIRECT)
+        self.direct = False
+
+
+class ReadAhead:
+    """Sequential reads of one file with the next block read in the background.
+
+    An unbuffered read has no kernel read-ahead: each one waits for the disk. ``ReadAhead``
+    keeps one read of ``block`` bytes in flight (in ``pool``, one thread) while the caller
+    works on the block before it, and copies out of two reused aligned buffers. ``readinto``
+    targets may be of any size and alignment.
+    """
+
+    def __init__(self, reader: DirectReader, buffers: list[mmap.mmap], pool: Executor) -> None:
+        self._reader = reader
+        self._buffers = buffers  # two of the same size, owned by the caller and reused
+        self._pins = [ctypes.c_char.from_buffer(b) for b in buffers]
+        self._addresses = [ctypes.addressof(pin) for pin in self._pins]
+        self._pool = pool
+        self._current = 0  # the buffer being copied out of
+        self._pos = self._end = 0  # what is left of it
+        self._eof = False
+        self._pending: Future[int] | None = pool.submit(self._fill, 1)
+
+    def _fill(self, index: int) -> int:
+        return self._reader.readinto(memoryview(self._buffers[index]))
+
+    def fileno(self) -> int:
+        return self._reader.fd
+
+    def readinto(self, target: memoryview) -> int:
+        if self._pos == self._end:
+            if self._pending is None:
+                return 0
+            got = self._pending.result()
+            self._pending = None
+            if got == 0:
+                return 0
+            self._current ^= 1
+            self._pos, self._end = 0, got
+            self._pending = self._pool.submit(self._fill, self._current ^ 1)  # read on
+        n = min(len(target), self._end - self._pos)
+        # memmove through ctypes releases the interpreter lock: the walker's copy of each
+        # block does not stall the workers
+        ctypes.memmove(
+            ctypes.addressof(ctypes.c_char.from_buffer(target)),
+            self._addresses[self._current] + self._pos,
+            n,
+        )
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        """Wait for the read in flight (the buffers are reused after)."""
+        if self._pending is not None and not self._pending.cancel():
+            self._pending.exception()  # running: wait for it, its error does not matter now
+        self._pending = None
+        self._pins = []  # the buffers may be closed once no pin holds them
+
+
+def is_aligned(view: memoryview) -> bool:
+    """Whether ``view`` starts on an ALIGN boundary (read-only buffers are taken as not)."""
+    if view.readonly or not view.contiguous or not len(view):
+        return False
+    return ctypes.addressof(ctypes.c_char.from_buffer(view)) % ALIGN == 0
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_direct(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to ``fd`` (open without ``O_DIRECT``, at offset 0): the whole
+    ALIGN blocks of an aligned buffer directly, the rest through the page cache. An
+    unaligned buffer, or a file system that refuses ``O_DIRECT``, is written buffered."""
+    view = memoryview(data).cast("B")
+    head = len(view) - len(view) % ALIGN
+    if O_DIRECT and head and is_aligned(view):
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | O_DIRECT)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+        else:
+            try:
+                _write_all(fd, view[:head])
+                view = view[head:]
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                os.lseek(fd, 0, os.SEEK_SET)  # refused: everything again, buffered
+            finally:
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    _write_all(fd, view)
