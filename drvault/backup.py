@@ -30,7 +30,6 @@ from drvault.filesystem.directio import (
     DirectReader,
     ReadAhead,
     aligned_buffer,
-    open_direct,
     round_up,
 )
 from drvault.repository.config import ChunkerSettings
@@ -597,21 +596,21 @@ class _Walker:
     ) -> tuple[int, bool]:
         """Feed the file's chunks to ``sink``: (bytes read, whether it changed meanwhile).
 
-        Files are read unbuffered where the file system allows it (``directio``). With
+        A file the page cache does not hold is read around it (``directio``). With
         ``lend`` a small file's chunks are lent as views of a reused buffer, for a sink done
         with each before it returns; otherwise each chunk is bytes of its own. With ``ahead``
         (the walker's large files) the next block is read while this one is chunked.
         """
         try:
-            fd, direct = open_direct(path, _READ_FLAGS | _NOATIME)
+            fd = os.open(path, _READ_FLAGS | _NOATIME)
         except PermissionError:
-            fd, direct = open_direct(path, _READ_FLAGS)
+            fd = os.open(path, _READ_FLAGS)
         size = 0
         try:
             before = os.fstat(fd)
             if before.st_ino != st.st_ino or not stat.S_ISREG(before.st_mode):
                 raise OSError(0, "replaced while being backed up")
-            reader = DirectReader(fd, direct)
+            reader = DirectReader(fd)
             if st.st_size < self.chunker.params.max_size:
                 # one read of the whole file, no buffer of the maximum chunk size
                 data = _read_small(reader, st.st_size)

@@ -8,10 +8,12 @@ buffered and 0.06 s with ``O_DIRECT``, which also read faster (829 against 508 M
 cores that CPU is taken from hashing and compressing. And a backup does not evict the
 production database's working set from the page cache by reading a night's dumps once.
 
+A file the page cache already holds is still read through it (see :class:`DirectReader`).
 ``O_DIRECT`` needs the buffer address, the file offset and the length aligned (4 KiB covers
 every logical block size in use), so reads go into page-aligned buffers (``mmap``) at
-aligned offsets. Where the file system refuses ``O_DIRECT`` (``EINVAL`` at ``open``, or at
-the first read on some network and FUSE file systems) the file is read buffered, as before.
+aligned offsets. Where the file system refuses ``O_DIRECT`` (``EINVAL`` when the descriptor
+is switched, or at the first read on some network and FUSE file systems) the file is read
+buffered, as before.
 The page cache stays coherent: the kernel writes back dirty pages of the range before it
 reads it directly.
 
@@ -28,7 +30,9 @@ import errno
 import fcntl
 import mmap
 import os
+import platform
 from concurrent.futures import Executor, Future
+from typing import Any
 
 ALIGN = 4096
 O_DIRECT: int = getattr(os, "O_DIRECT", 0)
@@ -44,38 +48,85 @@ def aligned_buffer(size: int) -> mmap.mmap:
     return mmap.mmap(-1, max(round_up(size), ALIGN))
 
 
-def open_direct(path: bytes, flags: int) -> tuple[int, bool]:
-    """Open ``path`` with ``flags``, unbuffered if the file system allows it: (fd, direct)."""
-    if O_DIRECT:
-        try:
-            return os.open(path, flags | O_DIRECT), True
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-    return os.open(path, flags), False
+class _CachestatRange(ctypes.Structure):
+    _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
+
+
+class _Cachestat(ctypes.Structure):
+    _fields_ = [
+        ("nr_cache", ctypes.c_uint64),
+        ("nr_dirty", ctypes.c_uint64),
+        ("nr_writeback", ctypes.c_uint64),
+        ("nr_evicted", ctypes.c_uint64),
+        ("nr_recently_evicted", ctypes.c_uint64),
+    ]
+
+
+_SYS_CACHESTAT = {"x86_64": 451, "aarch64": 451}.get(platform.machine())
+
+
+def _syscall() -> Any:
+    try:
+        call = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError):
+        return None
+    call.restype = ctypes.c_long
+    return call
+
+
+_SYSCALL = _syscall() if _SYS_CACHESTAT is not None else None
+_FIRST_BLOCK = _CachestatRange(0, ALIGN)
+
+
+def first_block_cached(fd: int) -> bool | None:
+    """Whether the page cache holds the file's first block, from ``cachestat`` (Linux 6.5
+    and later: one system call that starts no I/O, unlike a read with ``RWF_NOWAIT``, which
+    starts read-ahead, or ``mincore``, whose mapping costs a TLB flush on every core); None
+    when it cannot be told."""
+    global _SYSCALL
+    if _SYSCALL is None:
+        return None
+    stat = _Cachestat()
+    if _SYSCALL(_SYS_CACHESTAT, fd, ctypes.byref(_FIRST_BLOCK), ctypes.byref(stat), 0) != 0:
+        if ctypes.get_errno() == errno.ENOSYS:
+            _SYSCALL = None  # an older kernel: never ask again
+        return None
+    return stat.nr_cache > 0
 
 
 class DirectReader:
-    """``readinto`` over a file descriptor that may be open with ``O_DIRECT``.
+    """Sequential ``readinto`` over a file descriptor opened without ``O_DIRECT``, which goes
+    unbuffered when the file is not in the page cache.
 
-    Each ``readinto`` target must start at an aligned address and the file offset must be
-    aligned (both hold for reads of whole ALIGN blocks into an aligned buffer); the length is
-    cut down to whole blocks. A short read of a direct file is its end: the next read returns
-    0 without a system call, since the offset is no longer aligned. A file system that accepts
-    ``O_DIRECT`` at ``open`` but refuses the read gets the descriptor switched to buffered.
+    Before the first read the page cache is asked whether it holds the file's first block
+    (:func:`first_block_cached`; where the kernel cannot tell, the file is read directly). A
+    file it holds (a dump just written, documents read often) is read through the cache as
+    before: a direct read would go to the disk for it, which on 20,000 cached documents made
+    the backup about 30% slower. A file it does not hold, the usual nightly case, has its
+    descriptor switched to ``O_DIRECT`` where the file system allows it. Direct reads need an
+    aligned target address and file offset (both hold for reads of whole ALIGN blocks into an
+    aligned buffer); the length is cut down to whole blocks. A short direct read is the
+    file's end: the next read returns 0 without a system call, since the offset is no longer
+    aligned. A file system that refuses the direct read gets the descriptor switched back to
+    buffered.
     """
 
-    __slots__ = ("_ended", "direct", "fd")
+    __slots__ = ("_ended", "_first", "direct", "fd")
 
-    def __init__(self, fd: int, direct: bool) -> None:
+    def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.direct = direct
+        self.direct = False
+        self._first = True  # no read yet
         self._ended = False
 
     def fileno(self) -> int:
         return self.fd
 
     def readinto(self, target: memoryview) -> int:
+        if self._first:
+            self._first = False
+            if O_DIRECT and not first_block_cached(self.fd):
+                self._go_direct()
         if not self.direct:
             return os.readv(self.fd, [target])
         if self._ended:
@@ -93,6 +144,16 @@ class DirectReader:
         if got < want:
             self._ended = True
         return got
+
+    def _go_direct(self) -> None:
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        try:
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | O_DIRECT)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            return  # the file system refuses O_DIRECT: buffered
+        self.direct = True
 
     def buffered(self) -> None:
         """Read the rest through the page cache (the file offset is kept)."""

@@ -22,7 +22,6 @@ from drvault.filesystem.directio import (
     ReadAhead,
     aligned_buffer,
     is_aligned,
-    open_direct,
     write_direct,
 )
 from drvault.repository.repository import Repository
@@ -37,21 +36,51 @@ def _is_direct(fd: int) -> bool:
     return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & O_DIRECT)
 
 
+def _uncached(path: Path) -> Path:
+    """``path`` with its pages written out and dropped from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _read_all(reader: DirectReader, block: int = 64 * 1024) -> bytes:
+    memory = aligned_buffer(block)
+    got = bytearray()
+    while n := reader.readinto(memoryview(memory)):
+        got += memory[:n]
+    assert reader.readinto(memoryview(memory)) == 0  # after the end: still the end
+    return bytes(got)
+
+
 @pytest.mark.parametrize("size", [1, ALIGN - 1, ALIGN, 5 * ALIGN + 1, (1 << 20) + 17])
-def test_direct_reads_of_whole_blocks_give_the_file(tmp_path: Path, size: int) -> None:
+def test_a_file_not_in_the_page_cache_is_read_directly(tmp_path: Path, size: int) -> None:
     data = _content(size)
     path = tmp_path / "f"
     path.write_bytes(data)
-    fd, direct = open_direct(os.fsencode(path), os.O_RDONLY)
+    fd = os.open(_uncached(path), os.O_RDONLY)
     try:
-        assert direct and _is_direct(fd)  # the test machine's ext4 allows O_DIRECT
-        reader = DirectReader(fd, direct)
-        memory = aligned_buffer(64 * 1024)
-        got = bytearray()
-        while n := reader.readinto(memoryview(memory)):
-            got += memory[:n]
-        assert bytes(got) == data
-        assert reader.readinto(memoryview(memory)) == 0  # after the short read: the end
+        reader = DirectReader(fd)
+        assert _read_all(reader) == data
+        assert reader.direct and _is_direct(fd)  # the test machine's ext4 allows O_DIRECT
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("size", [100, 5 * ALIGN + 1, (1 << 20) + 17])
+def test_a_file_in_the_page_cache_is_read_through_it(tmp_path: Path, size: int) -> None:
+    data = _content(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert path.read_bytes() == data  # cached
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reader = DirectReader(fd)
+        assert _read_all(reader) == data
+        assert not reader.direct and not _is_direct(fd)
     finally:
         os.close(fd)
 
@@ -61,9 +90,11 @@ def test_chunk_file_over_a_direct_reader_matches_the_buffer(tmp_path: Path) -> N
     path = tmp_path / "f"
     path.write_bytes(data)
     chunker = Chunker(ChunkerParams.for_average(16384), keyed_gear(b"k" * 32))
-    fd, direct = open_direct(os.fsencode(path), os.O_RDONLY)
+    fd = os.open(_uncached(path), os.O_RDONLY)
     try:
-        got = list(chunker.chunk_file(DirectReader(fd, direct), buffer_size=300_000))
+        reader = DirectReader(fd)
+        got = list(chunker.chunk_file(reader, buffer_size=300_000))
+        assert reader.direct
     finally:
         os.close(fd)
     assert got == [bytes(c) for c in chunker.chunk_buffer(data)]
@@ -83,34 +114,40 @@ def test_a_read_refused_with_einval_goes_on_buffered(
         return real_readv(fd, buffers)
 
     monkeypatch.setattr(directio.os, "readv", readv)
-    fd, direct = open_direct(os.fsencode(path), os.O_RDONLY)
+    fd = os.open(_uncached(path), os.O_RDONLY)
     try:
-        reader = DirectReader(fd, direct)
-        memory = aligned_buffer(200_000)
-        n = reader.readinto(memoryview(memory))
+        reader = DirectReader(fd)
+        assert _read_all(reader, 200_000) == data
         assert not reader.direct and not _is_direct(fd)
-        assert memory[:n] == data
     finally:
         os.close(fd)
 
 
-def test_open_refused_with_einval_opens_buffered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("refusal", ["fcntl", "cachestat"])
+def test_a_file_system_refusing_direct_reads_or_cachestat_is_still_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: str
 ) -> None:
+    """O_DIRECT refused when the descriptor is switched: read buffered. The page cache cannot
+    be asked: the file is taken as not cached, and read directly."""
+    data = _content(50_000)
     path = tmp_path / "f"
-    path.write_bytes(b"abc")
-    real_open = os.open
+    path.write_bytes(data)
+    if refusal == "fcntl":
+        real_fcntl = fcntl.fcntl
 
-    def refusing(p: bytes, flags: int, *args: int) -> int:
-        if flags & O_DIRECT:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_open(p, flags, *args)
+        def refusing(fd: int, cmd: int, arg: int = 0) -> int:
+            if cmd == fcntl.F_SETFL and arg & O_DIRECT:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return real_fcntl(fd, cmd, arg)
 
-    monkeypatch.setattr(directio.os, "open", refusing)
-    fd, direct = open_direct(os.fsencode(path), os.O_RDONLY)
+        monkeypatch.setattr(directio.fcntl, "fcntl", refusing)
+    else:
+        monkeypatch.setattr(directio, "_SYSCALL", None)  # a kernel older than 6.5
+    fd = os.open(_uncached(path) if refusal == "fcntl" else path, os.O_RDONLY)
     try:
-        assert not direct and not _is_direct(fd)
-        assert os.read(fd, 10) == b"abc"
+        reader = DirectReader(fd)
+        assert _read_all(reader) == data
+        assert reader.direct == (refusal == "cachestat")
     finally:
         os.close(fd)
 
@@ -175,14 +212,16 @@ def test_backup_where_o_direct_is_refused_stores_every_file(
     files = {"small": _content(5000), "large": _content(3_000_001), "empty": b""}
     for name, data in files.items():
         (src / name).write_bytes(data)
-    real_open = os.open
+    for name in files:
+        _uncached(src / name)
+    real_fcntl = fcntl.fcntl
 
-    def refusing(p: bytes, flags: int, *args: int) -> int:
-        if flags & O_DIRECT:
+    def refusing(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETFL and arg & O_DIRECT:
             raise OSError(errno.EINVAL, "Invalid argument")
-        return real_open(p, flags, *args)
+        return real_fcntl(fd, cmd, arg)
 
-    monkeypatch.setattr(directio.os, "open", refusing)
+    monkeypatch.setattr(directio.fcntl, "fcntl", refusing)
     result = backup(repo, BackupRequest(paths=(os.fsencode(src),)))
     assert not result.warnings
     for name, data in files.items():
@@ -200,9 +239,9 @@ def test_read_ahead_gives_the_file_in_any_target_sizes(
     path = tmp_path / "f"
     path.write_bytes(data)
     buffers = [aligned_buffer(65536) for _ in range(2)]
-    fd, direct = open_direct(os.fsencode(path), os.O_RDONLY)
+    fd = os.open(_uncached(path), os.O_RDONLY)
     with ThreadPoolExecutor(1) as pool:
-        ahead = ReadAhead(DirectReader(fd, direct), buffers, pool)
+        ahead = ReadAhead(DirectReader(fd), buffers, pool)
         try:
             target = bytearray(want)
             got = bytearray()
@@ -220,9 +259,9 @@ def test_read_ahead_closed_early_waits_for_its_read(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(_content(500_000))
     buffers = [aligned_buffer(65536) for _ in range(2)]
-    fd, direct = open_direct(os.fsencode(path), os.O_RDONLY)
+    fd = os.open(_uncached(path), os.O_RDONLY)
     with ThreadPoolExecutor(1) as pool:
-        ahead = ReadAhead(DirectReader(fd, direct), buffers, pool)
+        ahead = ReadAhead(DirectReader(fd), buffers, pool)
         target = bytearray(1000)
         assert ahead.readinto(memoryview(target)) == 1000
         ahead.close()  # a read of the next block is in flight, or done
