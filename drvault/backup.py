@@ -24,14 +24,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from drvault.chunker import Chunker, ChunkerParams
-from drvault.errors import IntegrityError, UsageError
-from drvault.filesystem.capture import capture, scan_dir
-from drvault.filesystem.directio import (
+from drvault.directio import (
     DirectReader,
     ReadAhead,
     aligned_buffer,
     round_up,
 )
+from drvault.errors import IntegrityError, UsageError
+from drvault.filesystem.capture import capture, scan_dir
 from drvault.repository.config import ChunkerSettings
 from drvault.repository.pack import BLOB_DATA, BLOB_TREE
 from drvault.repository.repository import ProbeHint, Repository

@@ -34,7 +34,7 @@ _MiB: Final = 1024 * 1024
 _READ_BUFFER_CHUNKS: Final = 4
 _WINDOW_CHUNKS: Final = 64
 _MIN_WINDOW: Final = 16 * _MiB
-_ALIGN: Final = 4096  # chunk_file's reads: aligned for O_DIRECT (drvault.filesystem.directio)
+_ALIGN: Final = 4096  # chunk_file's reads: aligned for O_DIRECT (drvault.directio)
 
 
 class Readable(Protocol):

@@ -2,8 +2,7 @@
 
 ``capture`` lists directories and describes entries as :class:`~drvault.snapshot.Node`;
 ``apply`` re-creates special entries and restores metadata; ``sparse`` writes restored files
-with holes and finds the holes of files being backed up; ``directio`` reads files and writes
-packs around the page cache (``O_DIRECT``). No repository access here.
+with holes and finds the holes of files being backed up. No repository access here.
 """
 
 from drvault.filesystem.apply import apply_metadata, create_entry

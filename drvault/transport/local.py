@@ -12,13 +12,13 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from drvault.directio import write_direct
 from drvault.errors import (
     AlreadyExistsError,
     NotFoundError,
     PermanentError,
     TransientError,
 )
-from drvault.filesystem.directio import write_direct
 from drvault.transport.base import Capabilities, ObjectInfo, ShortReadError
 
 _TMP_PREFIX = ".tmp-"
@@ -82,7 +82,7 @@ class LocalBackend:
             tmp = path.parent / f"{_TMP_PREFIX}{secrets.token_hex(8)}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                write_direct(fd, data)  # a pack's whole blocks bypass the page cache
+                write_direct(fd, data)  # an aligned buffer's whole blocks bypass the page cache
                 os.fsync(fd)
             finally:
                 os.close(fd)

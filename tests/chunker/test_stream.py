@@ -89,7 +89,7 @@ class AlignedOnly:
 
     def readinto(self, buffer: memoryview, /) -> int:
         if self._at == len(self._data):
-            return 0  # the end (drvault.filesystem.directio.DirectReader answers without a read)
+            return 0  # the end (drvault.directio.DirectReader answers without a read)
         address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
         assert address % 4096 == 0 and self._at % 4096 == 0, (address, self._at)
         want = len(buffer) - len(buffer) % 4096

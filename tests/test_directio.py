@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from drvault import directio
 from drvault.backup import BackupRequest, backup
 from drvault.chunker import Chunker, ChunkerParams, keyed_gear
-from drvault.filesystem import directio
-from drvault.filesystem.directio import (
+from drvault.directio import (
     ALIGN,
     O_DIRECT,
     DirectReader,
@@ -45,6 +45,18 @@ def _uncached(path: Path) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def _refuse_o_direct(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system that refuses O_DIRECT when a descriptor is switched to it."""
+    real_fcntl = fcntl.fcntl
+
+    def refusing(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETFL and arg & O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_fcntl(fd, cmd, arg)
+
+    monkeypatch.setattr(directio.fcntl, "fcntl", refusing)
 
 
 def _read_all(reader: DirectReader, block: int = 64 * 1024) -> bytes:
@@ -133,14 +145,7 @@ def test_a_file_system_refusing_direct_reads_or_cachestat_is_still_read(
     path = tmp_path / "f"
     path.write_bytes(data)
     if refusal == "fcntl":
-        real_fcntl = fcntl.fcntl
-
-        def refusing(fd: int, cmd: int, arg: int = 0) -> int:
-            if cmd == fcntl.F_SETFL and arg & O_DIRECT:
-                raise OSError(errno.EINVAL, "Invalid argument")
-            return real_fcntl(fd, cmd, arg)
-
-        monkeypatch.setattr(directio.fcntl, "fcntl", refusing)
+        _refuse_o_direct(monkeypatch)
     else:
         monkeypatch.setattr(directio, "_SYSCALL", None)  # a kernel older than 6.5
     fd = os.open(_uncached(path) if refusal == "fcntl" else path, os.O_RDONLY)
@@ -214,14 +219,7 @@ def test_backup_where_o_direct_is_refused_stores_every_file(
         (src / name).write_bytes(data)
     for name in files:
         _uncached(src / name)
-    real_fcntl = fcntl.fcntl
-
-    def refusing(fd: int, cmd: int, arg: int = 0) -> int:
-        if cmd == fcntl.F_SETFL and arg & O_DIRECT:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_fcntl(fd, cmd, arg)
-
-    monkeypatch.setattr(directio.fcntl, "fcntl", refusing)
+    _refuse_o_direct(monkeypatch)
     result = backup(repo, BackupRequest(paths=(os.fsencode(src),)))
     assert not result.warnings
     for name, data in files.items():

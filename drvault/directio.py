@@ -1,5 +1,5 @@
-"""Unbuffered I/O: backup reads files, and a local repository writes packs, with ``O_DIRECT``
-where the file system allows.
+"""Unbuffered I/O: backup reads files, and the local backend writes large objects, with
+``O_DIRECT`` where the file system allows.
 
 A buffered read of a file not in the page cache first fills the page cache (each fresh page
 allocated, and on a virtual machine first touched) and then copies it out. Measured on the
@@ -17,8 +17,9 @@ buffered, as before.
 The page cache stays coherent: the kernel writes back dirty pages of the range before it
 reads it directly.
 
-Writes: a finished pack sits in page-aligned memory, so a local repository writes its whole
-blocks directly (:func:`write_direct`) and only the last partial block through the page cache.
+Writes: an object in page-aligned memory (a finished pack is one) has its whole blocks written
+directly by the local backend (:func:`write_direct`), only the last partial block through
+the page cache.
 Writing 435 MB of packs through the page cache cost about 1 s of kernel CPU (copying into
 freshly allocated page-cache pages) on 20,000 documents.
 """
