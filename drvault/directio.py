@@ -44,6 +44,18 @@ def round_up(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
+def set_direct(fd: int, on: bool) -> bool:
+    """Switch ``O_DIRECT`` on or off for ``fd``; False if the file system refuses it."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | O_DIRECT) if on else (flags & ~O_DIRECT))
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return False
+    return True
+
+
 def aligned_buffer(size: int) -> mmap.mmap:
     """Page-aligned anonymous memory: ``size`` bytes rounded up to whole ALIGN blocks."""
     return mmap.mmap(-1, max(round_up(size), ALIGN))
@@ -127,7 +139,7 @@ class DirectReader:
         if self._first:
             self._first = False
             if O_DIRECT and not first_block_cached(self.fd):
-                self._go_direct()
+                self.direct = set_direct(self.fd, True)  # refused: buffered
         if not self.direct:
             return os.readv(self.fd, [target])
         if self._ended:
@@ -140,34 +152,19 @@ class DirectReader:
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
-            self.buffered()
+            set_direct(self.fd, False)  # the rest through the page cache, same offset
+            self.direct = False
             return os.readv(self.fd, [target])
         if got < want:
             self._ended = True
         return got
-
-    def _go_direct(self) -> None:
-        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-        try:
-            fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | O_DIRECT)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            return  # the file system refuses O_DIRECT: buffered
-        self.direct = True
-
-    def buffered(self) -> None:
-        """Read the rest through the page cache (the file offset is kept)."""
-        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-        fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~O_DIRECT)
-        self.direct = False
 
 
 class ReadAhead:
     """Sequential reads of one file with the next block read in the background.
 
     An unbuffered read has no kernel read-ahead: each one waits for the disk. ``ReadAhead``
-    keeps one read of ``block`` bytes in flight (in ``pool``, one thread) while the caller
+    keeps one read of a buffer's size in flight (in ``pool``, one thread) while the caller
     works on the block before it, and copies out of two reused aligned buffers. ``readinto``
     targets may be of any size and alignment.
     """
@@ -180,7 +177,6 @@ class ReadAhead:
         self._pool = pool
         self._current = 0  # the buffer being copied out of
         self._pos = self._end = 0  # what is left of it
-        self._eof = False
         self._pending: Future[int] | None = pool.submit(self._fill, 1)
 
     def _fill(self, index: int) -> int:
@@ -237,21 +233,14 @@ def write_direct(fd: int, data: bytes | memoryview) -> None:
     unaligned buffer, or a file system that refuses ``O_DIRECT``, is written buffered."""
     view = memoryview(data).cast("B")
     head = len(view) - len(view) % ALIGN
-    if O_DIRECT and head and is_aligned(view):
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if O_DIRECT and head and is_aligned(view) and set_direct(fd, True):
         try:
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags | O_DIRECT)
+            _write_all(fd, view[:head])
+            view = view[head:]
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
-        else:
-            try:
-                _write_all(fd, view[:head])
-                view = view[head:]
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                os.lseek(fd, 0, os.SEEK_SET)  # refused: everything again, buffered
-            finally:
-                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+            os.lseek(fd, 0, os.SEEK_SET)  # refused: everything again, buffered
+        finally:
+            set_direct(fd, False)
     _write_all(fd, view)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final, Protocol
 from drvault.chunker import backend
 from drvault.chunker.gear import GEAR_BYTES, canonical_gear, keyed_gear
 from drvault.chunker.params import ChunkerParams
+from drvault.directio import ALIGN, round_up
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -34,7 +35,6 @@ _MiB: Final = 1024 * 1024
 _READ_BUFFER_CHUNKS: Final = 4
 _WINDOW_CHUNKS: Final = 64
 _MIN_WINDOW: Final = 16 * _MiB
-_ALIGN: Final = 4096  # chunk_file's reads: aligned for O_DIRECT (drvault.directio)
 
 
 class Readable(Protocol):
@@ -146,7 +146,7 @@ class Chunker:
             raise ValueError(f"buffer_size must be at least max_size, got {size}")
         cuts, gear, args = backend.cuts, self.gear, self.params.as_args()
         readinto = _reader(f)
-        total = -(-size // _ALIGN) * _ALIGN + _ALIGN
+        total = round_up(size) + ALIGN  # one block of room to keep reads aligned
         memory = mmap.mmap(-1, total)  # page aligned
         view = memoryview(memory)
         try:
@@ -167,7 +167,7 @@ class Chunker:
                 if eof:
                     return
                 tail = filled - start
-                begin = -tail % _ALIGN  # so that the next read starts on a block boundary
+                begin = -tail % ALIGN  # so that the next read starts on a block boundary
                 view[begin : begin + tail] = view[start:filled]
                 filled = begin + tail
         finally:
