@@ -35,7 +35,7 @@ from drvault.filesystem.capture import capture, scan_dir
 from drvault.repository.config import ChunkerSettings
 from drvault.repository.pack import BLOB_DATA, BLOB_TREE
 from drvault.repository.repository import ProbeHint, Repository
-from drvault.snapshot import Node, NodeType, decode_tree, display_name, encode_tree
+from drvault.snapshot import Node, NodeType, ParentTree, display_name, encode_tree
 from drvault.snapshot.document import Snapshot
 from drvault.snapshots import load_all
 from drvault.version import __version__
@@ -199,6 +199,16 @@ class _PendingFile:
     slot: int = 0
 
 
+class _Reused:
+    """A file taken over unchanged from the parent snapshot: only its name, until its
+    directory's tree has to be encoded (see :class:`~drvault.snapshot.ParentTree`)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+
+
 @dataclass
 class _PendingTree:
     """A directory walked, whose tree blob is written once its files' data is stored.
@@ -209,9 +219,9 @@ class _PendingTree:
     were left, children before parents, at most PENDING_TREES behind the walk.
     """
 
-    entries: list[Node | _PendingFile | _PendingDir]
+    entries: list[_Entry]
     old: Node | None  # the parent snapshot's node of this directory
-    old_nodes: dict[bytes, Node]  # ... and its entries
+    parent: ParentTree  # ... and its entries
     tree_id: bytes | None = None  # once finished
 
     def ready(self) -> bool:
@@ -232,6 +242,9 @@ class _PendingDir:
     node: Node  # without its subtree
     old: Node | None
     tree: _PendingTree
+
+
+_Entry = Node | _PendingFile | _PendingDir | _Reused
 
 
 _buffers = threading.local()  # each thread's aligned buffer for whole small files
@@ -371,17 +384,19 @@ class _Walker:
         if pack is not None:
             self.packs.add(pack)
 
-    def parent_nodes(self, subtree: bytes | None) -> dict[bytes, Node]:
-        if subtree is None:
-            return {}
-        return {n.name: n for n in decode_tree(self.repo.get_blob(subtree))}
+    def parent_tree(self, old: Node | None) -> ParentTree:
+        """The entries of directory ``old`` in the parent snapshot (none for a new one)."""
+        if old is None or old.type != NodeType.DIR or old.subtree is None:
+            return ParentTree(None)
+        subtree = old.subtree
+        return ParentTree(self.repo.get_blob(subtree), f"tree {subtree.hex()[:16]}")
 
     # A virtual directory holds only the selected children of a real directory (the path
     # components above each backed-up path).
     def save_virtual(
         self, path: bytes, children: dict[bytes, object], parent: Node | None
     ) -> bytes:
-        old = self.parent_nodes(parent.subtree if parent and parent.type == NodeType.DIR else None)
+        old = self.parent_tree(parent)
         nodes: list[Node | _PendingFile | _PendingDir] = []
         for name in sorted(children):
             child_path = os.path.join(path, name)
@@ -394,11 +409,11 @@ class _Walker:
             base = capture(child_path, name, st)
             node: Node | _PendingFile | _PendingDir | None
             if spec is True:
-                node = self.save_entry(child_path, base, st, old.get(name))
+                node = self.save_entry(child_path, base, st, old.node(name))
             else:
                 assert isinstance(spec, dict)
                 node = dataclasses.replace(
-                    base, subtree=self.save_virtual(child_path, spec, old.get(name))
+                    base, subtree=self.save_virtual(child_path, spec, old.node(name))
                 )
                 self.stats.dirs += 1
             if node is not None:
@@ -414,19 +429,35 @@ class _Walker:
             self.flush_small()  # the oldest tree may wait on these files
         while trees and (len(trees) > keep or trees[0].ready()):
             tree = trees.popleft()
-            nodes = [n for n in map(self.resolve, tree.entries) if n is not None]
-            old = tree.old
-            if (
-                old is not None
-                and old.subtree is not None
-                and len(nodes) == len(tree.old_nodes)
-                and all(n is tree.old_nodes.get(n.name) for n in nodes)
-            ):
+            parent, old = tree.parent, tree.old
+            same = old is not None and old.subtree is not None and len(tree.entries) == len(parent)
+            nodes: list[Node | _Reused] = []
+            for entry in tree.entries:
+                if isinstance(entry, _Reused):
+                    nodes.append(entry)
+                    continue
+                node = self.resolve(entry)
+                if node is None:  # a file that could not be read
+                    same = False
+                    continue
+                same = same and node is parent.node(node.name)
+                nodes.append(node)
+            if same:
+                assert old is not None and old.subtree is not None
                 self._note_blob(old.subtree)  # nothing changed: the parent's tree blob is this one
                 tree.tree_id = old.subtree
             else:
-                tree.tree_id = self.put_tree(nodes)
-            tree.entries, tree.old_nodes = [], {}  # its parent needs only the ID now
+                tree.tree_id = self.put_tree([self.taken_over(n, parent) for n in nodes])
+            tree.entries, tree.parent = [], ParentTree(None)  # its parent needs only the ID now
+
+    @staticmethod
+    def taken_over(entry: Node | _Reused, parent: ParentTree) -> Node:
+        """A node itself, or the parent's node of a file reused unchanged (decoded now)."""
+        if not isinstance(entry, _Reused):
+            return entry
+        node = parent.node(entry.name)
+        assert node is not None, "a reused file was found in the parent"
+        return node
 
     def put_tree(self, entries: Sequence[Node | _PendingFile | _PendingDir]) -> bytes:
         nodes = [n for n in map(self.resolve, entries) if n is not None]
@@ -464,9 +495,10 @@ class _Walker:
     def save_dir(self, path: bytes, old: Node | None) -> _PendingTree:
         """Walk a directory, submitting its files' data; its tree is written later (see
         :class:`_PendingTree`)."""
-        old_nodes = self.parent_nodes(old.subtree if old and old.type == NodeType.DIR else None)
-        entries: list[Node | _PendingFile | _PendingDir | None] = []
-        reused: list[tuple[int, bytes, os.stat_result]] = []
+        parent = self.parent_tree(old)
+        entries: list[_Entry | None] = []
+        reused: list[tuple[int, bytes, os.stat_result, tuple[bytes, ...]]] = []
+        force_read = self.request.force_read
         try:
             listing = scan_dir(path)
         except OSError as exc:
@@ -476,11 +508,15 @@ class _Walker:
             child = os.path.join(path, name)
             if self.excluded(child, name):
                 continue
-            prev = old_nodes.get(name)
-            if self.same_file(prev, st):
-                reused.append((len(entries), child, st))
-                entries.append(prev)
-                continue
+            if not force_read and stat.S_ISREG(st.st_mode):
+                content = parent.unchanged_file(
+                    name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
+                )
+                if content is not None:
+                    reused.append((len(entries), child, st, content))
+                    entries.append(_Reused(name))
+                    continue
+            prev = parent.node(name)
             try:
                 base = capture(child, name, st)
             except (OSError, ValueError) as exc:
@@ -489,31 +525,35 @@ class _Walker:
             entries.append(self.save_entry(child, base, st, prev))
         if reused:
             self.settle_reused(entries, reused)
-        tree = _PendingTree([e for e in entries if e is not None], old, old_nodes)
+        tree = _PendingTree([e for e in entries if e is not None], old, parent)
         self.trees.append(tree)
         self.finish_trees(PENDING_TREES)
         return tree
 
     def settle_reused(
         self,
-        entries: list[Node | _PendingFile | _PendingDir | None],
-        reused: list[tuple[int, bytes, os.stat_result]],
+        entries: list[_Entry | None],
+        reused: list[tuple[int, bytes, os.stat_result, tuple[bytes, ...]]],
     ) -> None:
         """Account for files taken over from the parent, with one index search for all their
         blobs; a file whose blobs are no longer all indexed is read again."""
-        ids = [blob_id for i, _, _ in reused for blob_id in entries[i].content]  # type: ignore[union-attr]
-        packs = iter(self.repo.index.packs_of(ids))
-        for i, child, st in reused:
-            node = entries[i]
-            assert isinstance(node, Node)
-            found = [next(packs) for _ in node.content]
-            if all(p is not None for p in found):
-                self.packs.update(found)  # type: ignore[arg-type]
+        packs = self.repo.index.packs_of([b for *_, content in reused for b in content])
+        if None not in packs:  # the usual case: all of them still indexed
+            self.packs.update(packs)  # type: ignore[arg-type]
+            self.stats.files_unmodified += len(reused)
+            self.stats.bytes_total += sum(st.st_size for _, _, st, _ in reused)
+            return
+        found = iter(packs)
+        for i, child, st, content in reused:
+            mine = [next(found) for _ in content]
+            if None not in mine:
+                self.packs.update(mine)  # type: ignore[arg-type]
                 self.stats.files_unmodified += 1
-                self.stats.bytes_total += node.size
+                self.stats.bytes_total += st.st_size
                 continue
+            name = os.path.basename(child)
             try:
-                base = capture(child, node.name, st)
+                base = capture(child, name, st)
             except (OSError, ValueError) as exc:
                 self.warn(child, f"cannot read metadata: {exc}")
                 entries[i] = None

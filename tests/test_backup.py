@@ -119,6 +119,67 @@ def test_a_changed_file_is_the_only_one_read(big: Big, opened_files: list[bytes]
     assert check(repo).ok
 
 
+def test_a_changed_directory_takes_over_its_other_entries_exactly(
+    repo: Repository, tmp_path: Path
+) -> None:
+    """Unchanged entries of a directory that gets a new tree are the parent's nodes, decoded
+    from its tree only then; everything else keeps the parent's tree blob."""
+    src = tmp_path / "src"
+    (src / "d" / "sub").mkdir(parents=True)
+    (src / "other").mkdir()
+    for i in range(20):
+        (src / "d" / f"f{i:02d}").write_bytes(b"file %d" % i)
+    (src / "d" / "sub" / "g").write_bytes(b"g")
+    (src / "other" / "h").write_bytes(b"h")
+    (src / "d" / "link").symlink_to("f00")
+    os.mkfifo(src / "d" / "pipe")
+    first = backup(repo, BackupRequest(paths=(os.fsencode(src),)))
+    target = src / "d" / "f07"
+    mtime = target.stat().st_mtime_ns
+    target.write_bytes(b"changed")
+    os.utime(target, ns=(mtime, mtime + 1_000_000_000))
+    second = backup(repo, BackupRequest(paths=(os.fsencode(src),)))
+    assert second.stats.files_changed == 1 and second.stats.files_unmodified == 21
+    old = {e.path: e.node for e in walk(repo, first.snapshot.tree)}
+    new = {e.path: e.node for e in walk(repo, second.snapshot.tree)}
+    assert new.keys() == old.keys()
+    changed = os.fsencode(target).lstrip(b"/")
+    differ = {path for path in new if new[path] != old[path]}
+    # the file, and the directories above it (new tree IDs); nothing else
+    assert differ == {p for p in new if changed == p or changed.startswith(p + b"/")}
+    assert b"".join(repo.get_blob(b) for b in new[changed].content) == b"changed"
+    assert check(repo).ok
+
+
+def test_a_file_whose_blobs_left_the_index_is_read_again(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        (src / name).write_bytes(name.encode() * 1000)
+    backup(repo, BackupRequest(paths=(os.fsencode(src),)))
+    entry = find(repo, resolve(repo, "latest").tree, os.fsencode(src / "b"))
+    assert entry is not None
+    lost = set(entry.node.content)
+    index_type = type(repo.index)
+    packs_of = index_type.packs_of
+
+    def forgetful(index: object, ids: list[bytes]) -> list[bytes | None]:
+        found = packs_of(index, ids)  # type: ignore[arg-type]
+        return [None if i in lost else p for i, p in zip(ids, found, strict=True)]
+
+    monkeypatch.setattr(index_type, "packs_of", forgetful)
+    again = backup(repo, BackupRequest(paths=(os.fsencode(src),)))
+    assert again.stats.files_unmodified == 2
+    assert again.stats.files_new == 1 and again.stats.bytes_read == 1000
+    monkeypatch.undo()
+    assert check(repo).ok
+    restored = find(repo, again.snapshot.tree, os.fsencode(src / "b"))
+    assert restored is not None
+    assert b"".join(repo.get_blob(b) for b in restored.node.content) == b"b" * 1000
+
+
 def _grow_while_reading(monkeypatch: pytest.MonkeyPatch, victim: bytes) -> None:
     real = Chunker.chunk_file
 

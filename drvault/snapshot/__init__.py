@@ -5,13 +5,14 @@ nodes into file-system entries and back; the repository stores tree blobs like a
 """
 
 from drvault.snapshot.node import ID_SIZE, Node, NodeType, check_name, display_name
-from drvault.snapshot.tree import TREE_VERSION, decode_tree, encode_tree
+from drvault.snapshot.tree import TREE_VERSION, ParentTree, decode_tree, encode_tree
 
 __all__ = [
     "ID_SIZE",
     "TREE_VERSION",
     "Node",
     "NodeType",
+    "ParentTree",
     "check_name",
     "decode_tree",
     "display_name",

@@ -153,6 +153,109 @@ def decode_tree(data: bytes, name: str = "tree") -> list[Node]:
     return nodes
 
 
+class ParentTree:
+    """A tree blob's entries by name, for a backup comparing a directory with its parent
+    snapshot: parsed as JSON once, each entry decoded into a validated :class:`Node` only
+    when asked for (:meth:`node`, the same object every time).
+
+    Most entries of a nightly backup are unchanged files, which :meth:`unchanged_file`
+    compares with an ``lstat`` on the parsed entry directly; a directory whose entries are all
+    unchanged keeps the parent's tree blob, and none of its entries becomes a ``Node``. On
+    1,000,000 unchanged files that decoding was most of the cost, about 25 µs a file. A
+    directory with anything new gets a tree encoded from nodes, so every entry it takes over
+    is decoded, and so validated, first.
+    """
+
+    __slots__ = ("_count", "_items", "_label", "_nodes")
+
+    def __init__(self, data: bytes | None, label: str = "tree") -> None:
+        self._label = label
+        self._items: dict[bytes, dict[str, Any]] = {}  # parsed, not yet decoded
+        self._nodes: dict[bytes, Node | None] = {}  # decoded (None: no such entry)
+        self._count = 0
+        if data is None:
+            return
+        try:
+            document = json.loads(data.decode("utf-8"))
+            if (
+                type(document) is dict
+                and document.keys() == {"nodes", "version"}
+                and type(document["version"]) is int
+                and document["version"] == TREE_VERSION
+            ):
+                items = document["nodes"]
+                if type(items) is list:
+                    for item in items:
+                        name = item.get("name")
+                        if type(name) is not str:
+                            break
+                        self._items[name.encode("utf-8")] = item
+                    else:
+                        if len(self._items) == len(items):
+                            self._count = len(items)
+                            return
+        except (UnicodeError, ValueError, RecursionError, AttributeError):
+            pass
+        # not the usual shape (a name in base64, a repeated name) or malformed: the decoder
+        # takes it whole, or raises the exact error
+        self._items = {}
+        self._nodes = {node.name: node for node in decode_tree(data, label)}
+        self._count = len(self._nodes)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def node(self, name: bytes) -> Node | None:
+        """The entry called ``name``, decoded and validated, or None."""
+        try:
+            return self._nodes[name]
+        except KeyError:
+            pass
+        item = self._items.get(name)
+        node = None
+        if item is not None:
+            try:
+                node = _decode_node(item)
+            except _Malformed as error:
+                raise IntegrityError(self._label, f"node {display_name(name)!r}: {error}") from None
+        self._nodes[name] = node
+        return node
+
+    def unchanged_file(
+        self, name: bytes, size: int, mtime_ns: int, ctime_ns: int, inode: int, device: int
+    ) -> tuple[bytes, ...] | None:
+        """The content of the regular file ``name`` if the parent recorded exactly this size,
+        mtime, ctime, inode and device for it; None otherwise."""
+        item = self._items.get(name)
+        if item is None:
+            node = self._nodes.get(name)
+            if node is None or node.type is not NodeType.FILE:
+                return None
+            same = (node.size, node.mtime_ns, node.ctime_ns, node.inode, node.device)
+            return node.content if same == (size, mtime_ns, ctime_ns, inode, device) else None
+        get = item.get
+        if (
+            get("type") != "file"
+            or get("size", 0) != size
+            or get("mtime_ns", 0) != mtime_ns
+            or get("ctime_ns", 0) != ctime_ns
+            or get("inode", 0) != inode
+            or get("device", 0) != device
+        ):
+            return None
+        content = get("content")
+        if content is None:
+            return ()  # an empty file
+        try:
+            ids = tuple([bytes.fromhex(blob_id) for blob_id in content])
+        except (TypeError, ValueError):
+            ids = ()
+        if type(content) is list and ids and all(len(blob_id) == ID_SIZE for blob_id in ids):
+            return ids
+        node = self.node(name)  # malformed: raises IntegrityError
+        return node.content if node is not None else None
+
+
 def _encode_node(node: Node) -> dict[str, Any]:
     # Keys are inserted in sorted order: that order is the canonical form.
     out: dict[str, Any] = {}

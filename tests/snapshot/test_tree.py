@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drvault.errors import IntegrityError, UnsafePathError
-from drvault.snapshot import TREE_VERSION, Node, NodeType, decode_tree, encode_tree
+from drvault.snapshot import TREE_VERSION, Node, NodeType, ParentTree, decode_tree, encode_tree
 
 GBK_NAME = "测试文件.txt".encode("gbk")
 ID_A = bytes(range(32))
@@ -287,3 +287,114 @@ def test_replace_keeps_a_node_encodable() -> None:
     node = Node(name=b"f", type=NodeType.FILE, size=3)
     filled = dataclasses.replace(node, content=(ID_A, ID_B))
     assert decode_tree(encode_tree([filled])) == [filled]
+
+
+# -- ParentTree: the parent snapshot's directory, decoded entry by entry ----------------------
+
+
+def _stat_of(node: Node) -> tuple[int, int, int, int, int]:
+    return (node.size, node.mtime_ns, node.ctime_ns, node.inode, node.device)
+
+
+@settings(max_examples=150)
+@given(directories)
+def test_parent_tree_gives_the_decoders_nodes(entries: list[Node]) -> None:
+    parent = ParentTree(encode_tree(entries))
+    assert len(parent) == len(entries)
+    for entry in entries:
+        node = parent.node(entry.name)
+        assert node == entry
+        assert parent.node(entry.name) is node  # decoded once: identity marks "taken over"
+        found = parent.unchanged_file(entry.name, *_stat_of(entry))
+        assert found == (entry.content if entry.type is NodeType.FILE else None)
+        size, mtime, ctime, inode, device = _stat_of(entry)
+        for changed in (
+            (size + 1, mtime, ctime, inode, device),
+            (size, mtime + 1, ctime, inode, device),
+            (size, mtime, ctime - 1, inode, device),
+            (size, mtime, ctime, inode + 1, device),
+            (size, mtime, ctime, inode, device + 1),
+        ):
+            assert parent.unchanged_file(entry.name, *changed) is None
+    missing = b"\xff" * 30  # never a drawn name: names are at most 24 bytes
+    assert parent.node(missing) is None
+    assert parent.unchanged_file(missing, 0, 0, 0, 0, 0) is None
+
+
+def test_parent_tree_of_a_new_directory_is_empty() -> None:
+    parent = ParentTree(None)
+    assert len(parent) == 0
+    assert parent.node(b"f") is None
+    assert parent.unchanged_file(b"f", 0, 0, 0, 0, 0) is None
+    assert len(parent) == 0  # looking up names adds none
+
+
+def test_parent_tree_with_non_utf8_names_and_empty_files() -> None:
+    gbk = Node(name=GBK_NAME, type=NodeType.FILE, size=3, mtime_ns=7, content=(ID_A,))
+    empty = Node(name=b"empty", type=NodeType.FILE, mtime_ns=9)
+    parent = ParentTree(encode_tree([gbk, empty]))
+    assert len(parent) == 2
+    assert parent.node(GBK_NAME) == gbk
+    assert parent.unchanged_file(GBK_NAME, 3, 7, 0, 0, 0) == (ID_A,)
+    assert parent.unchanged_file(b"empty", 0, 9, 0, 0, 0) == ()
+
+
+@pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
+def test_parent_tree_never_hands_out_a_node_the_decoder_refuses(data: bytes) -> None:
+    """Only the order of entries goes unchecked: a backup looks them up by name."""
+    try:
+        parent = ParentTree(data, "trees/abc")
+        names_ = [n["name"].encode() for n in json.loads(data)["nodes"]]
+        problems = 0
+        for name in names_:
+            try:
+                parent.node(name)
+            except (IntegrityError, UnsafePathError):
+                problems += 1
+    except IntegrityError as error:
+        assert error.name == "trees/abc"
+        return
+    except UnsafePathError:
+        return
+    if data != MALFORMED["nodes unsorted"]:
+        assert problems
+
+
+@pytest.mark.parametrize(
+    "content", [ID_A.hex()[:-2], "zz" * 32, ID_A.hex(), [ID_A.hex()[:-2]], [7], [None]]
+)
+def test_parent_tree_refuses_a_malformed_content_list_of_an_unchanged_file(
+    content: object,
+) -> None:
+    parent = ParentTree(_blob({**FILE, "size": 3, "content": content}), "trees/abc")
+    with pytest.raises(IntegrityError, match="content"):
+        parent.unchanged_file(b"f", 3, 0, 0, 0, 0)
+
+
+@given(st.binary(max_size=200))
+def test_parent_tree_never_leaks_raw_exceptions(data: bytes) -> None:
+    with contextlib.suppress(IntegrityError, UnsafePathError):
+        ParentTree(data)
+
+
+@given(directories, st.data())
+def test_parent_tree_survives_corrupted_documents(entries: list[Node], data: st.DataObject) -> None:
+    document = json.loads(encode_tree(entries))
+    for item in document["nodes"]:
+        key = data.draw(st.sampled_from(sorted(item)))
+        item[key] = data.draw(
+            st.none()
+            | st.booleans()
+            | st.integers()
+            | st.floats()
+            | st.text(max_size=5)
+            | st.lists(st.integers(), max_size=2)
+            | st.dictionaries(st.text(max_size=3), st.none())
+        )
+    with contextlib.suppress(IntegrityError, UnsafePathError):
+        parent = ParentTree(json.dumps(document).encode())
+        for entry in entries:
+            with contextlib.suppress(IntegrityError, UnsafePathError):
+                parent.node(entry.name)
+            with contextlib.suppress(IntegrityError, UnsafePathError):
+                parent.unchanged_file(entry.name, *_stat_of(entry))
