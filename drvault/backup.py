@@ -447,7 +447,7 @@ class _Walker:
                 self._note_blob(old.subtree)  # nothing changed: the parent's tree blob is this one
                 tree.tree_id = old.subtree
             else:
-                tree.tree_id = self.put_tree([self.taken_over(n, parent) for n in nodes])
+                tree.tree_id = self.put_tree([self.taken_over(n, parent) for n in nodes], parent)
             tree.entries, tree.parent = [], ParentTree(None)  # its parent needs only the ID now
 
     @staticmethod
@@ -459,9 +459,13 @@ class _Walker:
         assert node is not None, "a reused file was found in the parent"
         return node
 
-    def put_tree(self, entries: Sequence[Node | _PendingFile | _PendingDir]) -> bytes:
+    def put_tree(
+        self,
+        entries: Sequence[Node | _PendingFile | _PendingDir],
+        parent: ParentTree | None = None,
+    ) -> bytes:
         nodes = [n for n in map(self.resolve, entries) if n is not None]
-        tree_id, _ = self.repo.put_blob(BLOB_TREE, encode_tree(nodes))
+        tree_id, _ = self.repo.put_blob(BLOB_TREE, encode_tree(nodes, parent))
         self._note_blob(tree_id)
         return tree_id
 

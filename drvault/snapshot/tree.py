@@ -95,13 +95,14 @@ class _Malformed(Exception):
     """A rule of the encoding is broken; turned into ``IntegrityError`` by :func:`decode_tree`."""
 
 
-def encode_tree(nodes: Sequence[Node]) -> bytes:
+def encode_tree(nodes: Sequence[Node], parent: ParentTree | None = None) -> bytes:
     """Encode one directory's nodes (in any order) as a canonical version-1 tree blob.
 
     Raises ``ValueError`` for nodes the decoder would refuse (duplicate names, an ID of the
     wrong length, a field that does not belong to the node's type, ...) and
     :class:`~drvault.errors.UnsafePathError` for an unsafe name, so no unreadable tree is
-    ever written.
+    ever written. Nodes that ``parent`` decoded passed the same checks then and are not
+    checked again.
     """
     encoded: list[dict[str, Any]] = []
     previous: bytes | None = None
@@ -109,10 +110,11 @@ def encode_tree(nodes: Sequence[Node]) -> bytes:
         if node.name == previous:
             raise ValueError(f"duplicate name in tree: {display_name(node.name)!r}")
         previous = node.name
-        check_name(node.name)
-        problem = _problem(node)
-        if problem is not None:
-            raise ValueError(f"cannot encode {display_name(node.name)!r}: {problem}")
+        if parent is None or not parent.decoded(node):
+            check_name(node.name)
+            problem = _problem(node)
+            if problem is not None:
+                raise ValueError(f"cannot encode {display_name(node.name)!r}: {problem}")
         encoded.append(_encode_node(node))
     return _ENCODER.encode({"nodes": encoded, "version": TREE_VERSION}).encode("utf-8")
 
@@ -220,6 +222,10 @@ class ParentTree:
                 raise IntegrityError(self._label, f"node {display_name(name)!r}: {error}") from None
         self._nodes[name] = node
         return node
+
+    def decoded(self, node: Node) -> bool:
+        """Whether ``node`` is this tree's own, decoded (and so validated) by :meth:`node`."""
+        return self._nodes.get(node.name) is node
 
     def unchanged_file(
         self, name: bytes, size: int, mtime_ns: int, ctime_ns: int, inode: int, device: int

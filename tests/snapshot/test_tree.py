@@ -398,3 +398,25 @@ def test_parent_tree_survives_corrupted_documents(entries: list[Node], data: st.
                 parent.node(entry.name)
             with contextlib.suppress(IntegrityError, UnsafePathError):
                 parent.unchanged_file(entry.name, *_stat_of(entry))
+
+
+@settings(max_examples=100)
+@given(directories)
+def test_encoding_with_the_parent_gives_the_same_blob(entries: list[Node]) -> None:
+    blob = encode_tree(entries)
+    parent = ParentTree(blob)
+    taken = [parent.node(entry.name) for entry in entries]
+    assert all(parent.decoded(node) for node in taken if node is not None)
+    assert encode_tree([n for n in taken if n is not None], parent) == blob
+
+
+def test_only_the_parents_own_nodes_skip_the_checks() -> None:
+    good = Node(name=b"f", type=NodeType.FILE, size=1, content=(ID_A,))
+    parent = ParentTree(encode_tree([good]))
+    assert parent.node(b"f") is not None
+    forged = Node(name=b"f", type=NodeType.FILE, content=(b"short",))  # same name, not its own
+    assert not parent.decoded(forged)
+    with pytest.raises(ValueError, match="32-byte"):
+        encode_tree([forged], parent)
+    with pytest.raises(UnsafePathError):
+        encode_tree([Node(name=b"..", type=NodeType.FIFO)], parent)
