@@ -264,8 +264,8 @@ def test_decode_never_leaks_raw_exceptions(data: bytes) -> None:
         decode_tree(data)
 
 
-@given(directories, st.data())
-def test_decode_survives_corrupted_documents(entries: list[Node], data: st.DataObject) -> None:
+def _corrupted(entries: list[Node], data: st.DataObject) -> bytes:
+    """A tree of ``entries`` with one key of each node set to a value of any JSON type."""
     document = json.loads(encode_tree(entries))
     for item in document["nodes"]:
         key = data.draw(st.sampled_from(sorted(item)))
@@ -278,8 +278,13 @@ def test_decode_survives_corrupted_documents(entries: list[Node], data: st.DataO
             | st.lists(st.integers(), max_size=2)
             | st.dictionaries(st.text(max_size=3), st.none())
         )
+    return json.dumps(document).encode()
+
+
+@given(directories, st.data())
+def test_decode_survives_corrupted_documents(entries: list[Node], data: st.DataObject) -> None:
     with contextlib.suppress(IntegrityError, UnsafePathError):
-        decode_tree(json.dumps(document).encode())
+        decode_tree(_corrupted(entries, data))
 
 
 def test_replace_keeps_a_node_encodable() -> None:
@@ -379,20 +384,8 @@ def test_parent_tree_never_leaks_raw_exceptions(data: bytes) -> None:
 
 @given(directories, st.data())
 def test_parent_tree_survives_corrupted_documents(entries: list[Node], data: st.DataObject) -> None:
-    document = json.loads(encode_tree(entries))
-    for item in document["nodes"]:
-        key = data.draw(st.sampled_from(sorted(item)))
-        item[key] = data.draw(
-            st.none()
-            | st.booleans()
-            | st.integers()
-            | st.floats()
-            | st.text(max_size=5)
-            | st.lists(st.integers(), max_size=2)
-            | st.dictionaries(st.text(max_size=3), st.none())
-        )
     with contextlib.suppress(IntegrityError, UnsafePathError):
-        parent = ParentTree(json.dumps(document).encode())
+        parent = ParentTree(_corrupted(entries, data))
         for entry in entries:
             with contextlib.suppress(IntegrityError, UnsafePathError):
                 parent.node(entry.name)
