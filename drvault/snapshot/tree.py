@@ -126,19 +126,8 @@ def decode_tree(data: bytes, name: str = "tree") -> list[Node]:
     malformed and :class:`~drvault.errors.UnsafePathError` for a name that could escape a
     directory.
     """
+    items = _parse(data, name)
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise IntegrityError(name, f"tree is not UTF-8 JSON: {error}") from None
-    try:
-        if type(document) is not dict or document.keys() != {"nodes", "version"}:
-            raise _Malformed('tree must be an object with exactly "nodes" and "version"')
-        version = document["version"]
-        if type(version) is not int or version != TREE_VERSION:
-            raise _Malformed(f"unsupported tree version {version!r}")
-        items = document["nodes"]
-        if type(items) is not list:
-            raise _Malformed('"nodes" must be an array')
         nodes: list[Node] = []
         previous = b""
         for index, item in enumerate(items):
@@ -155,6 +144,24 @@ def decode_tree(data: bytes, name: str = "tree") -> list[Node]:
     return nodes
 
 
+def _parse(data: bytes, name: str) -> list[Any]:
+    """The still undecoded entries of a tree blob, once its JSON and its top level (an object
+    of exactly "nodes", an array, and "version", 1) are checked; ``IntegrityError`` if not."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise IntegrityError(name, f"tree is not UTF-8 JSON: {error}") from None
+    if type(document) is not dict or document.keys() != {"nodes", "version"}:
+        problem = 'tree must be an object with exactly "nodes" and "version"'
+    elif type(document["version"]) is not int or document["version"] != TREE_VERSION:
+        problem = f"unsupported tree version {document['version']!r}"
+    elif type(document["nodes"]) is not list:
+        problem = '"nodes" must be an array'
+    else:
+        return document["nodes"]  # type: ignore[no-any-return]
+    raise IntegrityError(name, problem)
+
+
 class ParentTree:
     """A tree blob's entries by name, for a backup comparing a directory with its parent
     snapshot: parsed as JSON once, each entry decoded into a validated :class:`Node` only
@@ -168,44 +175,34 @@ class ParentTree:
     is decoded, and so validated, first.
     """
 
-    __slots__ = ("_count", "_items", "_label", "_nodes")
+    __slots__ = ("_items", "_label", "_nodes")
 
     def __init__(self, data: bytes | None, label: str = "tree") -> None:
         self._label = label
-        self._items: dict[bytes, dict[str, Any]] = {}  # parsed, not yet decoded
+        self._items: dict[bytes, dict[str, Any]] = {}  # parsed (as stored), by name
         self._nodes: dict[bytes, Node | None] = {}  # decoded (None: no such entry)
-        self._count = 0
         if data is None:
             return
-        try:
-            document = json.loads(data.decode("utf-8"))
-            if (
-                type(document) is dict
-                and document.keys() == {"nodes", "version"}
-                and type(document["version"]) is int
-                and document["version"] == TREE_VERSION
-            ):
-                items = document["nodes"]
-                if type(items) is list:
-                    for item in items:
-                        name = item.get("name")
-                        if type(name) is not str:
-                            break
-                        self._items[name.encode("utf-8")] = item
-                    else:
-                        if len(self._items) == len(items):
-                            self._count = len(items)
-                            return
-        except (UnicodeError, ValueError, RecursionError, AttributeError):
-            pass
-        # not the usual shape (a name in base64, a repeated name) or malformed: the decoder
-        # takes it whole, or raises the exact error
-        self._items = {}
-        self._nodes = {node.name: node for node in decode_tree(data, label)}
-        self._count = len(self._nodes)
+        items = _parse(data, label)
+        for item in items:
+            name = item.get("name") if type(item) is dict else None
+            if type(name) is not str:
+                break
+            try:
+                self._items[name.encode("utf-8")] = item
+            except UnicodeError:
+                break
+        else:
+            if len(self._items) == len(items):
+                return
+        # a name in base64 or repeated, or an entry that is not an object: the decoder takes
+        # the tree whole (or raises the exact error), and its nodes give the parsed entries
+        nodes = decode_tree(data, label)
+        self._nodes = {node.name: node for node in nodes}
+        self._items = {node.name: _encode_node(node) for node in nodes}
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._items)
 
     def node(self, name: bytes) -> Node | None:
         """The entry called ``name``, decoded and validated, or None."""
@@ -234,11 +231,7 @@ class ParentTree:
         mtime, ctime, inode and device for it; None otherwise."""
         item = self._items.get(name)
         if item is None:
-            node = self._nodes.get(name)
-            if node is None or node.type is not NodeType.FILE:
-                return None
-            same = (node.size, node.mtime_ns, node.ctime_ns, node.inode, node.device)
-            return node.content if same == (size, mtime_ns, ctime_ns, inode, device) else None
+            return None
         get = item.get
         if (
             get("type") != "file"
