@@ -447,25 +447,22 @@ class _Walker:
                 self._note_blob(old.subtree)  # nothing changed: the parent's tree blob is this one
                 tree.tree_id = old.subtree
             else:
-                tree.tree_id = self.put_tree([self.taken_over(n, parent) for n in nodes], parent)
+                # the reused files' entries go into the new tree as the parent stored them
+                tree.tree_id = self.put_tree(
+                    [n for n in nodes if not isinstance(n, _Reused)],
+                    parent,
+                    [n.name for n in nodes if isinstance(n, _Reused)],
+                )
             tree.entries, tree.parent = [], ParentTree(None)  # its parent needs only the ID now
-
-    @staticmethod
-    def taken_over(entry: Node | _Reused, parent: ParentTree) -> Node:
-        """A node itself, or the parent's node of a file reused unchanged (decoded now)."""
-        if not isinstance(entry, _Reused):
-            return entry
-        node = parent.node(entry.name)
-        assert node is not None, "a reused file was found in the parent"
-        return node
 
     def put_tree(
         self,
         entries: Sequence[Node | _PendingFile | _PendingDir],
         parent: ParentTree | None = None,
+        reused: Sequence[bytes] = (),
     ) -> bytes:
         nodes = [n for n in map(self.resolve, entries) if n is not None]
-        tree_id, _ = self.repo.put_blob(BLOB_TREE, encode_tree(nodes, parent))
+        tree_id, _ = self.repo.put_blob(BLOB_TREE, encode_tree(nodes, parent, reused))
         self._note_blob(tree_id)
         return tree_id
 

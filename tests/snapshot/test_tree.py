@@ -403,6 +403,37 @@ def test_encoding_with_the_parent_gives_the_same_blob(entries: list[Node]) -> No
     assert encode_tree([n for n in taken if n is not None], parent) == blob
 
 
+@settings(max_examples=100)
+@given(directories, st.data())
+def test_entries_carried_over_as_stored_give_the_same_blob(
+    entries: list[Node], data: st.DataObject
+) -> None:
+    """Any split of a directory into nodes and entries carried over from the parent as
+    stored (base64 names included) encodes to the parent's blob; a renamed node among
+    carried-over entries sorts into place."""
+    blob = encode_tree(entries)
+    parent = ParentTree(blob)
+    carried = data.draw(
+        st.sets(st.sampled_from([e.name for e in entries])) if entries else st.just(set())
+    )
+    kept = [e for e in entries if e.name not in carried]
+    assert encode_tree(kept, parent, sorted(carried, reverse=True)) == blob
+    if kept and len(kept[0].name) < 200:
+        renamed = dataclasses.replace(kept[0], name=kept[0].name + b"~")
+        if renamed.name not in {e.name for e in entries}:
+            expected = encode_tree([renamed, *kept[1:], *(e for e in entries if e.name in carried)])
+            assert encode_tree([renamed, *kept[1:]], parent, list(carried)) == expected
+
+
+def test_a_carried_over_entry_may_not_repeat_a_name() -> None:
+    node = Node(name=b"f", type=NodeType.FILE, size=1, content=(ID_A,))
+    parent = ParentTree(encode_tree([node]))
+    with pytest.raises(ValueError, match="duplicate"):
+        encode_tree([node], parent, [b"f"])
+    with pytest.raises(KeyError):
+        encode_tree([], parent, [b"missing"])
+
+
 def test_only_the_parents_own_nodes_skip_the_checks() -> None:
     good = Node(name=b"f", type=NodeType.FILE, size=1, content=(ID_A,))
     parent = ParentTree(encode_tree([good]))
