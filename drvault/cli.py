@@ -388,6 +388,7 @@ def backup(
     """Back up PATH... into REPO as a new snapshot (with --config: --set SET, no arguments)."""
     from drvault.backup import BackupRequest, BackupStats
     from drvault.backup import backup as run_backup
+    from drvault.filesystem.warm import inodes_warmed
     from drvault.snapshots import resolve
 
     ctx = _ctx()
@@ -400,11 +401,13 @@ def backup(
         tag = chosen.tags + tag
     else:
         url, paths = split_repo(args, 1, "backup REPO PATH...")
-    repo = open_repo(url, load_index=False)
-    lock = RepoLock(repo.backend, exclusive=False, command="backup", wait=ctx.lock_wait)
-    lock.acquire()  # before the index is read: a prune that ran meanwhile is seen
-    click.get_current_context().call_on_close(lock.release)
-    repo.load_index()
+    sources = tuple(os.fsencode(p) for p in paths)
+    with inodes_warmed(sources):  # while the key is derived and the index loaded
+        repo = open_repo(url, load_index=False)
+        lock = RepoLock(repo.backend, exclusive=False, command="backup", wait=ctx.lock_wait)
+        lock.acquire()  # before the index is read: a prune that ran meanwhile is seen
+        click.get_current_context().call_on_close(lock.release)
+        repo.load_index()
     parent_id = resolve(repo, parent).id if parent else None
     line = ProgressLine(None if not ctx.json else False)
 
@@ -417,7 +420,7 @@ def backup(
         )
 
     request = BackupRequest(
-        paths=tuple(os.fsencode(p) for p in paths),
+        paths=sources,
         excludes=exclude,
         tags=tag,
         backup_set=backup_set,
