@@ -43,8 +43,7 @@ def walk(paths: list[bytes], stop: threading.Event) -> int:
     while todo and not stop.is_set():
         path = todo.pop()
         try:
-            os.lstat(path)
-            with os.scandir(path) as listing:
+            with os.scandir(path) as listing:  # reads the directory's own inode too
                 below: list[bytes] = []
                 for entry in listing:
                     if stop.is_set():
