@@ -431,10 +431,11 @@ class _Walker:
             tree = trees.popleft()
             parent, old = tree.parent, tree.old
             same = old is not None and old.subtree is not None and len(tree.entries) == len(parent)
-            nodes: list[Node | _Reused] = []
+            nodes: list[Node] = []
+            reused: list[bytes] = []  # go into a new tree as the parent stored them
             for entry in tree.entries:
                 if isinstance(entry, _Reused):
-                    nodes.append(entry)
+                    reused.append(entry.name)
                     continue
                 node = self.resolve(entry)
                 if node is None:  # a file that could not be read
@@ -447,12 +448,7 @@ class _Walker:
                 self._note_blob(old.subtree)  # nothing changed: the parent's tree blob is this one
                 tree.tree_id = old.subtree
             else:
-                # the reused files' entries go into the new tree as the parent stored them
-                tree.tree_id = self.put_tree(
-                    [n for n in nodes if not isinstance(n, _Reused)],
-                    parent,
-                    [n.name for n in nodes if isinstance(n, _Reused)],
-                )
+                tree.tree_id = self.put_tree(nodes, parent, reused)
             tree.entries, tree.parent = [], ParentTree(None)  # its parent needs only the ID now
 
     def put_tree(

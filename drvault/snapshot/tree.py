@@ -53,7 +53,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -96,7 +96,7 @@ class _Malformed(Exception):
 
 
 def encode_tree(
-    nodes: Sequence[Node], parent: ParentTree | None = None, reused: Iterable[bytes] = ()
+    nodes: Sequence[Node], parent: ParentTree | None = None, reused: Sequence[bytes] = ()
 ) -> bytes:
     """Encode one directory's nodes (in any order) as a canonical version-1 tree blob.
 
@@ -115,7 +115,8 @@ def encode_tree(
             if problem is not None:
                 raise ValueError(f"cannot encode {display_name(node.name)!r}: {problem}")
         entries.append((node.name, node))
-    if parent is not None:
+    if reused:
+        assert parent is not None, "entries carried over need the tree they come from"
         entries.extend((name, parent.stored(name)) for name in reused)
     entries.sort(key=_FIRST)
     encoded: list[dict[str, Any]] = []
