@@ -425,6 +425,68 @@ def test_entries_carried_over_as_stored_give_the_same_blob(
             assert encode_tree([renamed, *kept[1:]], parent, list(carried)) == expected
 
 
+TRICKY_NAMES = [
+    b'a},{"name":"b","type":"file"}',  # looks like an entry boundary
+    b'],"version":1}',  # looks like the end of the tree
+    'qu"ote\\back\tslash \u00e9\u6d4b'.encode(),
+    b"\xff\xfe not utf-8",  # stored as name_b64
+]
+
+
+def test_carried_over_entries_are_the_parents_text_even_with_tricky_names() -> None:
+    entries = [
+        Node(name=name, type=NodeType.FILE, size=7, content=(ID_A,), mtime_ns=i + 1)
+        for i, name in enumerate(TRICKY_NAMES)
+    ]
+    blob = encode_tree(entries)
+    parent = ParentTree(blob)
+    text = blob.decode()
+    for entry in entries:
+        stored = parent.stored(entry.name)
+        assert stored in text and json.loads(stored)["mtime_ns"] == entry.mtime_ns
+    new = Node(name=b"b", type=NodeType.FIFO)
+    assert encode_tree([new], parent, TRICKY_NAMES) == encode_tree([new, *entries])
+
+
+def test_an_entry_is_carried_over_as_the_parent_stored_it() -> None:
+    """A valid tree in the canonical layout whose entry is not itself canonical (keys out of
+    order, spaces, its name escaped): the entry's text goes over unchanged, and decodes to the
+    same node."""
+    blob = (
+        b'{"nodes":[{"type": "file", "size":3, "name":"\\u0066","content":["%s"]}],"version":1}'
+        % (ID_A.hex().encode())
+    )
+    parent = ParentTree(blob)
+    assert parent.stored(b"f") == blob.decode()[len('{"nodes":[') : -len('],"version":1}')]
+    new = Node(name=b"g", type=NodeType.FIFO)
+    out = encode_tree([new], parent, [b"f"])
+    assert decode_tree(out) == [*decode_tree(blob), new]
+    assert out != encode_tree(decode_tree(out))  # verbatim, not encoded again
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        '{"nodes": [%s], "version": 1}',  # whitespace
+        '{"version":1,"nodes":[%s]}',  # keys in another order
+        '{"nodes":[%s],"version":1}\n',  # a trailing newline
+        ' {"nodes":[%s],"version":1}',
+    ],
+)
+def test_another_layout_is_parsed_whole_and_its_entries_encoded_again(layout: str) -> None:
+    entries = [
+        Node(name=b"f", type=NodeType.FILE, size=3, content=(ID_A,)),
+        Node(name=b"h", type=NodeType.FILE, size=4, content=(ID_B,)),
+    ]
+    canonical = encode_tree(entries)
+    inner = canonical.decode()[len('{"nodes":[') : -len('],"version":1}')]
+    blob = (layout % inner.replace(",{", ", {")).encode()
+    parent = ParentTree(blob)
+    assert decode_tree(blob) == entries
+    new = Node(name=b"g", type=NodeType.FIFO)
+    assert encode_tree([new], parent, [b"f", b"h"]) == encode_tree([*entries, new])
+
+
 def test_a_carried_over_entry_may_not_repeat_a_name() -> None:
     node = Node(name=b"f", type=NodeType.FILE, size=1, content=(ID_A,))
     parent = ParentTree(encode_tree([node]))
