@@ -1,13 +1,14 @@
 """The backup pipeline's ceiling on this machine, as issue 3 defines it.
 
-    python -m bench.ceiling FILE [--chunk-avg 32K] [--level 1] [--repeats 3] [--json]
+    python -m bench.ceiling FILE [--chunk-avg 32K] [--level 1] [--cipher aes-256-gcm]
+        [--id-hash blake3] [--repeats 3] [--json]
 
 The ceiling is the single-core throughput of the per-byte work every backup does (content-defined
 chunking with each chunk copied out of the read buffer, the keyed blob ID, zstd, the AEAD
 seal) on the same data, times the number of cores. It is measured here in one thread on the
-file held in memory, with the primitives and parameters a drvault repository uses (keyed
-BLAKE3, AES-256-GCM, zstd at ``--level``, FastCDC at ``--chunk-avg``), so no disk, no pack
-bookkeeping, no Python beyond one loop step per chunk. Each stage is also timed alone on the
+file held in memory, with the primitives and parameters of a drvault repository (FastCDC at
+``--chunk-avg``, the keyed ``--id-hash``, zstd at ``--level``, the ``--cipher``), so no disk,
+no pack bookkeeping, no Python beyond one loop step per chunk. Each stage is also timed alone on the
 same chunks, to show which dominates.
 
 A backup at the ceiling would keep every core busy with nothing but that work; the harness
@@ -28,10 +29,10 @@ from pathlib import Path
 import zstandard
 
 from drvault.chunker import Chunker, ChunkerParams
-from drvault.repository.crypto import make_cipher, make_keyed_hash
+from drvault.repository.crypto import cipher_spec, make_cipher, make_keyed_hash
 from drvault.sizes import parse_size
 
-_KEY = bytes(range(32))
+_KEY = bytes(range(32))  # the keyed ID hash's
 _NONCE = bytes(12)
 
 
@@ -44,6 +45,8 @@ class Ceiling:
     cores: int
     chunk_avg: int
     level: int
+    cipher: str
+    id_hash: str
     chunk_copy_mb_s: float
     blob_id_mb_s: float
     zstd_mb_s: float
@@ -68,11 +71,18 @@ def _best(repeats: int, work: Callable[[], object]) -> float:
     return best
 
 
-def measure(data: bytes, chunk_avg: int, level: int, repeats: int = 3) -> Ceiling:
+def measure(
+    data: bytes,
+    chunk_avg: int,
+    level: int,
+    cipher: str = "aes-256-gcm",
+    id_hash: str = "blake3",
+    repeats: int = 3,
+) -> Ceiling:
     """Time each stage and the whole per-chunk pass over ``data`` in this thread."""
     chunker = Chunker.canonical(ChunkerParams.for_average(chunk_avg))
-    blob_id = make_keyed_hash("blake3", _KEY)
-    seal = make_cipher("aes-256-gcm", _KEY).seal
+    blob_id = make_keyed_hash(id_hash, _KEY)
+    seal = make_cipher(cipher, bytes(cipher_spec(cipher).key_size)).seal
     compress = zstandard.ZstdCompressor(level=level).compress
     view = memoryview(data)
 
@@ -111,6 +121,8 @@ def measure(data: bytes, chunk_avg: int, level: int, repeats: int = 3) -> Ceilin
         cores=os.cpu_count() or 1,
         chunk_avg=chunk_avg,
         level=level,
+        cipher=cipher,
+        id_hash=id_hash,
         chunk_copy_mb_s=round(rate(_best(repeats, chunk_copy)), 1),
         blob_id_mb_s=round(rate(_best(repeats, ids)), 1),
         zstd_mb_s=round(rate(_best(repeats, zstd)), 1),
@@ -122,8 +134,8 @@ def measure(data: bytes, chunk_avg: int, level: int, repeats: int = 3) -> Ceilin
 def describe(c: Ceiling) -> str:
     return (
         f"pipeline ceiling {c.ceiling_mb_s:.0f} MB/s = {c.one_core_mb_s:.0f} MB/s on one core "
-        f"x {c.cores} cores (chunk + copy {c.chunk_copy_mb_s:.0f}, keyed BLAKE3 "
-        f"{c.blob_id_mb_s:.0f}, zstd {c.level} {c.zstd_mb_s:.0f}, AES-256-GCM {c.aead_mb_s:.0f} "
+        f"x {c.cores} cores (chunk + copy {c.chunk_copy_mb_s:.0f}, keyed {c.id_hash} "
+        f"{c.blob_id_mb_s:.0f}, zstd {c.level} {c.zstd_mb_s:.0f}, {c.cipher} {c.aead_mb_s:.0f} "
         f"MB/s alone; {c.chunks:,} chunks of {c.chunk_avg >> 10} KiB average)"
     )
 
@@ -133,10 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("file", type=Path)
     ap.add_argument("--chunk-avg", default="32K")
     ap.add_argument("--level", type=int, default=1)
+    ap.add_argument("--cipher", default="aes-256-gcm")
+    ap.add_argument("--id-hash", default="blake3")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    result = measure(args.file.read_bytes(), parse_size(args.chunk_avg), args.level, args.repeats)
+    data = args.file.read_bytes()
+    avg = parse_size(args.chunk_avg)
+    result = measure(data, avg, args.level, args.cipher, args.id_hash, args.repeats)
     print(json.dumps(result.doc(), indent=1) if args.json else describe(result))
     return 0
 

@@ -15,9 +15,9 @@ For each data set (see ``bench.corpus``) and each tool, back to back on the same
    source; a difference stops the run.
 
 After the dump's table, the pipeline's ceiling (``bench.ceiling``: single-core chunking, keyed
-hashing, zstd and AES-GCM on the day-1 dump in memory, times the cores) is measured at the chunk
-size and zstd level of drvault's repository, and drvault's first backup of the dump is reported
-as a share of it (issue 3 asks for at least 60%).
+hashing, zstd and the AEAD on the day-1 dump in memory, times the cores) is measured with the
+chunk size, zstd level, cipher and ID hash of drvault's repository, and drvault's first backup
+of the dump is reported as a share of it (issue 3 asks for at least 60%).
 
 Per step: wall time, CPU time (user + system) and peak RSS of the tool's process (GNU time,
 which waits for exactly that process), and repository size (apparent bytes of all its files)
@@ -375,17 +375,22 @@ def make_tool(
 def share_of_ceiling(
     corpus: Path, config: dict[str, Any], mb_s: float, show: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Measure the pipeline ceiling (``bench.ceiling``) on the day-1 dump at the chunk size and
-    zstd level of the repository drvault was measured with (``config``, as ``init`` printed
-    it), and report drvault's first backup (``mb_s``) as a share of it."""
+    """Measure the pipeline ceiling (``bench.ceiling``) on the day-1 dump with the chunk size,
+    zstd level, cipher and ID hash of the repository drvault was measured with (``config``, as
+    ``init`` printed it), and report drvault's first backup (``mb_s``) as a share of it."""
     chunker = config.get("chunker", {})
     avg = chunker.get("avg_size") if isinstance(chunker, dict) else None
-    level = config.get("compression_level")
-    if not isinstance(avg, int) or not isinstance(level, int):
+    level, cipher, id_hash = (config.get(k) for k in ("compression_level", "cipher", "id_hash"))
+    if not (
+        isinstance(avg, int)
+        and isinstance(level, int)
+        and isinstance(cipher, str)
+        and isinstance(id_hash, str)
+    ):
         show("pipeline ceiling: not measured (drvault's repository settings are unknown)")
         return {}
     data = (corpus / "day1" / "bank.sql").read_bytes()
-    result = ceiling.measure(data, avg, level)
+    result = ceiling.measure(data, avg, level, cipher, id_hash)
     del data
     share = mb_s / result.ceiling_mb_s
     show(ceiling.describe(result))

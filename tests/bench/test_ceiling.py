@@ -24,7 +24,7 @@ def _data(size: int = 3 << 20) -> bytes:
 
 def test_measures_every_stage_over_the_chunks_a_backup_would_cut() -> None:
     data = _data()
-    result = ceiling.measure(data, 32 << 10, 1, repeats=1)
+    result = ceiling.measure(data, 32 << 10, 1, "chacha20-poly1305", "hmac-sha256", repeats=1)
     params = ChunkerParams.for_average(32 << 10)
     assert result.chunks == len(Chunker.canonical(params).cut_points(data))
     assert result.bytes == len(data)
@@ -40,7 +40,9 @@ def test_measures_every_stage_over_the_chunks_a_backup_would_cut() -> None:
     assert result.ceiling_mb_s == pytest.approx(result.one_core_mb_s * result.cores)
     doc = result.doc()
     assert doc["ceiling_mb_s"] == round(result.ceiling_mb_s, 1)
-    assert "zstd 1" in ceiling.describe(result)
+    assert (result.cipher, result.id_hash) == ("chacha20-poly1305", "hmac-sha256")
+    text = ceiling.describe(result)
+    assert "zstd 1" in text and "chacha20-poly1305" in text and "hmac-sha256" in text
 
 
 def test_command_line_prints_the_document(
@@ -52,6 +54,7 @@ def test_command_line_prints_the_document(
     assert ceiling.main([str(path), *args]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert (doc["bytes"], doc["chunk_avg"], doc["level"]) == (1 << 20, 64 << 10, 3)
+    assert (doc["cipher"], doc["id_hash"]) == ("aes-256-gcm", "blake3")
 
 
 def test_harness_uses_the_repository_settings_and_reports_the_share(
@@ -59,18 +62,27 @@ def test_harness_uses_the_repository_settings_and_reports_the_share(
 ) -> None:
     (tmp_path / "day1").mkdir()
     (tmp_path / "day1" / "bank.sql").write_bytes(b"dump")
-    asked: list[tuple[bytes, int, int]] = []
-    made = ceiling.Ceiling(4, 1, 2, 32 << 10, 1, 800.0, 2000.0, 300.0, 5000.0, 200.0)
+    asked: list[tuple[bytes, int, int, str, str]] = []
+    made = ceiling.Ceiling(
+        4, 1, 2, 32 << 10, 1, "sm4-gcm", "hmac-sm3", 800.0, 2000.0, 300.0, 5000.0, 200.0
+    )
 
-    def fake(data: bytes, avg: int, level: int, repeats: int = 3) -> ceiling.Ceiling:
-        asked.append((data, avg, level))
+    def fake(
+        data: bytes, avg: int, level: int, cipher: str, id_hash: str, repeats: int = 3
+    ) -> ceiling.Ceiling:
+        asked.append((data, avg, level, cipher, id_hash))
         return made
 
     monkeypatch.setattr(ceiling, "measure", fake)
     lines: list[str] = []
-    config: dict[str, Any] = {"chunker": {"avg_size": 32 << 10}, "compression_level": 1}
+    config: dict[str, Any] = {
+        "chunker": {"avg_size": 32 << 10},
+        "compression_level": 1,
+        "cipher": "sm4-gcm",
+        "id_hash": "hmac-sm3",
+    }
     doc = harness.share_of_ceiling(tmp_path, config, 240.0, lines.append)
-    assert asked == [(b"dump", 32 << 10, 1)]
+    assert asked == [(b"dump", 32 << 10, 1, "sm4-gcm", "hmac-sm3")]
     assert doc["ceiling_mb_s"] == 400.0 and doc["drvault_share"] == 0.6
     assert lines[-1] == "drvault's first backup of the dump: 240 MB/s, 60% of the ceiling"
     assert harness.share_of_ceiling(tmp_path, {}, 240.0, lines.append) == {}
