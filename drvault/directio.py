@@ -35,6 +35,8 @@ import platform
 from concurrent.futures import Executor, Future
 from typing import Any
 
+from drvault.pages import private_map
+
 ALIGN = 4096
 O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
@@ -57,8 +59,9 @@ def set_direct(fd: int, on: bool) -> bool:
 
 
 def aligned_buffer(size: int) -> mmap.mmap:
-    """Page-aligned anonymous memory: ``size`` bytes rounded up to whole ALIGN blocks."""
-    return mmap.mmap(-1, max(round_up(size), ALIGN))
+    """Page-aligned private memory (:func:`drvault.pages.private_map`): ``size`` bytes
+    rounded up to whole ALIGN blocks."""
+    return private_map(round_up(size))
 
 
 class _CachestatRange(ctypes.Structure):

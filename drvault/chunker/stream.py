@@ -13,7 +13,6 @@ depends on how the input was read.
 from __future__ import annotations
 
 import contextlib
-import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Final, Protocol
@@ -22,6 +21,7 @@ from drvault.chunker import backend
 from drvault.chunker.gear import GEAR_BYTES, canonical_gear, keyed_gear
 from drvault.chunker.params import ChunkerParams
 from drvault.directio import ALIGN, round_up
+from drvault.pages import private_map
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -147,7 +147,7 @@ class Chunker:
         cuts, gear, args = backend.cuts, self.gear, self.params.as_args()
         readinto = _reader(f)
         total = round_up(size) + ALIGN  # one block of room to keep reads aligned
-        memory = mmap.mmap(-1, total)  # page aligned
+        memory = private_map(total)  # page aligned
         view = memoryview(memory)
         try:
             begin = filled = 0  # the data not yet chunked is view[begin:filled]
