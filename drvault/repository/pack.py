@@ -79,9 +79,10 @@ def blob_aad(blob_id: bytes, blob_type: int, compression: int) -> bytes:
 
 class _Buffer:
     """An append-only byte buffer in private anonymous memory (:mod:`drvault.pages`: huge
-    pages past the first 2 MiB, so a 16 MiB pack costs about 8 page faults, not 4,096): pages
-    cost memory only once written, and growing never copies more than once per doubling (a
-    pack is written once, read once).
+    pages past the first 2 MiB, so filling a 16 MiB pack takes about 500-1,000 page faults,
+    its first 2 MiB and unaligned edges in 4 KiB pages, instead of 4,096): pages cost memory
+    only once written, and growing never copies more than once per doubling (a pack is
+    written once, read once).
 
     Sealed blobs (``bytes``) are copied in with ``ctypes.memmove``, which runs without the
     GIL: the first touch of each fresh page is a page fault, about 15 ms per 16 MiB pack on
