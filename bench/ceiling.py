@@ -32,7 +32,7 @@ from drvault.chunker import Chunker, ChunkerParams
 from drvault.repository.crypto import cipher_spec, make_cipher, make_keyed_hash
 from drvault.sizes import parse_size
 
-_KEY = bytes(range(32))  # the keyed ID hash's
+_KEY = bytes(range(32))  # the ID hash's key; the cipher takes its first key_size bytes
 _NONCE = bytes(12)
 
 
@@ -82,7 +82,7 @@ def measure(
     """Time each stage and the whole per-chunk pass over ``data`` in this thread."""
     chunker = Chunker.canonical(ChunkerParams.for_average(chunk_avg))
     blob_id = make_keyed_hash(id_hash, _KEY)
-    seal = make_cipher(cipher, bytes(cipher_spec(cipher).key_size)).seal
+    seal = make_cipher(cipher, _KEY[: cipher_spec(cipher).key_size]).seal
     compress = zstandard.ZstdCompressor(level=level).compress
     view = memoryview(data)
 

@@ -69,7 +69,7 @@ def test_pack_and_read_buffers_are_private_memory() -> None:
     suite = Suite.choose("intl", None, None)
     writer = PackWriter("data", lambda salt: suite.cipher_for(bytes(32), b"pack", salt), 16 << 20)
     _, data = writer.finish()
-    address = ctypes.addressof(ctypes.c_char.from_buffer(data.obj))  # type: ignore[arg-type]
-    assert _mapping(address)[0] == "rw-p"
+    assert isinstance(data.obj, mmap.mmap)
+    assert _mapping(_address(data.obj))[0] == "rw-p"
     buffer = aligned_buffer(1 << 20)
     assert _mapping(_address(buffer))[0] == "rw-p"

@@ -85,9 +85,10 @@ class _Buffer:
     written once, read once).
 
     Sealed blobs (``bytes``) are copied in with ``ctypes.memmove``, which runs without the
-    GIL: the first touch of each fresh page is a page fault, about 15 ms per 16 MiB pack on
-    the benchmark machine against 2 ms for the copy itself, and a slice assignment would
-    take all of that under the GIL, which the hashing and compressing threads need.
+    GIL: the first touch of each fresh page is a page fault (about 15 ms per 16 MiB pack in
+    4 KiB pages on the benchmark machine, against 2 ms for the copy itself), and a slice
+    assignment would take all of that under the GIL, which the hashing and compressing
+    threads need.
     """
 
     def __init__(self, capacity: int) -> None:
