@@ -1,4 +1,4 @@
-"""Build glue for the one C extension; everything else is declared in pyproject.toml."""
+"""Build glue for the C extensions; everything else is declared in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -8,6 +8,11 @@ setup(
             "drvault.chunker._fastcdc",
             sources=["native/fastcdc.c"],
             extra_compile_args=["-O3", "-std=c11"],
-        )
+        ),
+        Extension(
+            "drvault.repository._rows",
+            sources=["native/rows.c"],
+            extra_compile_args=["-O3", "-std=c11"],
+        ),
     ]
 )

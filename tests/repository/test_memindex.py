@@ -9,18 +9,24 @@ import numpy as np
 from bench.index_memory import synthetic_records
 from drvault.repository.index import PackRef
 from drvault.repository.memindex import MERGE_EVERY, Index
-from drvault.repository.pack import PackEntry
+from drvault.repository.pack import ENTRY, PackEntry
 
 
 def _ref(n: int) -> PackRef:
     return PackRef(n.to_bytes(32, "big"), "data", bytes(16))
 
 
+def _add_in_packs(index: Index, records: np.ndarray, per_pack: int) -> None:
+    """Add ``records`` as index files hold them: pack number p gets rows p*per_pack onwards."""
+    body = records.tobytes()
+    for p, first in enumerate(range(0, len(records), per_pack)):
+        index.add_records(_ref(p), body, first * ENTRY.size, min(per_pack, len(records) - first))
+
+
 def test_bulk_records_and_lookups_at_200k_blobs() -> None:
     records = synthetic_records(200_000, seed=3)
     index = Index()
-    for p, first in enumerate(range(0, len(records), 1000)):
-        index.add_records(_ref(p), records[first : first + 1000])
+    _add_in_packs(index, records, 1000)
     assert len(index) == 200_000
     assert index.nbytes() / len(index) < 64
     rng = np.random.default_rng(4)
@@ -42,7 +48,8 @@ def test_keys_that_collide_on_the_first_eight_bytes_are_told_apart() -> None:
     index = Index()
     ids = [bytes(8) + bytes([i]) * 24 for i in range(5)]
     index.add_pack(_ref(1), [PackEntry(b, 0, 0, 24 + 10 * k, 26, 10) for k, b in enumerate(ids)])
-    index.add_records(_ref(2), synthetic_records(10, seed=5))  # forces a merge of both
+    index.add_records(_ref(2), synthetic_records(10, seed=5).tobytes(), 0, 10)
+    assert len(index) == 15  # merges both
     for k, b in enumerate(ids):
         entry = index.get(b)
         assert entry is not None and entry.offset == 24 + 10 * k
@@ -65,8 +72,7 @@ def test_overlay_merges_and_first_copy_wins() -> None:
 def test_packs_of_many_ids_matches_one_by_one() -> None:
     records = synthetic_records(50_000, seed=7)
     index = Index()
-    for p, first in enumerate(range(0, len(records), 1000)):
-        index.add_records(_ref(p), records[first : first + 1000])
+    _add_in_packs(index, records, 1000)
     fresh = [PackEntry(os.urandom(32), 0, 0, 24, 20, 4) for _ in range(10)]
     index.add_pack(_ref(999), fresh)  # in the overlay
     colliding = bytes(records["id"][5][:8]) + bytes(24)  # same key as a stored ID, not stored
