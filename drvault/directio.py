@@ -129,10 +129,11 @@ class DirectReader:
 
     __slots__ = ("_ended", "_first", "direct", "fd")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, *, buffered: bool = False) -> None:
+        """With ``buffered`` the file is read through the page cache without asking."""
         self.fd = fd
         self.direct = False
-        self._first = True  # no read yet
+        self._first = not buffered  # no read yet, and the page cache still to be asked
         self._ended = False
 
     def fileno(self) -> int:

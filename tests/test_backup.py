@@ -108,7 +108,8 @@ def test_a_changed_file_is_the_only_one_read(big: Big, opened_files: list[bytes]
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     opened_files.clear()
     result = backup(big.site.open("repo"), BackupRequest(paths=(big.src,)))
-    assert [p for p in opened_files if p.startswith(big.src)] == [target]
+    # opened by the worker that reads it, and maybe first by the read-ahead (filesystem.prefetch)
+    assert {p for p in opened_files if p.startswith(big.src)} == {target}
     assert result.stats.files_changed == 1
     assert result.stats.files_unmodified == FILES - 1
     assert result.stats.bytes_read == len(b"new content, same directory")
