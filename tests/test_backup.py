@@ -93,11 +93,16 @@ def test_unchanged_tree_reads_no_file_content(big: Big, opened_files: list[bytes
     assert not result.warnings
     assert [p for p in opened_files if p.startswith(big.src)] == []
     assert result.snapshot.parent is not None
-    # 100 directories, more than wait at once for their trees: every tree is the parent's
+    # 100 directories, more than wait at once for their trees: every tree is the parent's.
+    # The source's ancestors (/tmp and below) are shared with whatever else runs on the
+    # machine, the other test stages among them: their times may change between the two
+    # backups, and with them the trees above the source, one a level at most.
     repo = big.site.open("repo")
     again = backup(repo, BackupRequest(paths=(big.src,)))
-    assert again.snapshot.tree == result.snapshot.tree
-    assert repo.stats.blobs_new == 0
+    before, after = (find(repo, r.snapshot.tree, big.src) for r in (result, again))
+    assert before is not None and after is not None
+    assert after.node.subtree == before.node.subtree
+    assert repo.stats.blobs_new <= len(Path(os.fsdecode(big.src)).parts) - 1
 
 
 def test_a_changed_file_is_the_only_one_read(big: Big, opened_files: list[bytes]) -> None:
