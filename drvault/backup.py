@@ -171,13 +171,13 @@ class _SmallFiles:
     raised; any other error fails the whole batch.
     """
 
-    __slots__ = ("ahead", "files", "future", "size")
+    __slots__ = ("files", "future", "prefetch", "size")
 
     def __init__(self) -> None:
         self.files: list[tuple[bytes, os.stat_result]] = []
         self.size = 0  # bytes reserved in the budget
         self.future: Future[list[_FileRead | OSError]] | None = None  # once submitted
-        self.ahead: FileBatch | None = None  # once submitted: which files were read ahead
+        self.prefetch: FileBatch | None = None  # once submitted: which files were read ahead
 
     def done(self) -> bool:
         return self.future is not None and self.future.done()
@@ -287,14 +287,14 @@ class _Walker:
         self.trees: deque[_PendingTree] = deque()  # walked, tree not yet written; walk order
         self.small = _SmallFiles()  # small files gathered, not yet handed to a worker
         self.read_ahead = ThreadPoolExecutor(1, "drvault-read")  # the walker's next block
-        self.prefetch = ThreadPoolExecutor(1, "drvault-prefetch")  # small files' read-ahead
+        self.prefetcher = ThreadPoolExecutor(1, "drvault-prefetch")  # small files' read-ahead
         self._prefetching = True  # until the page cache turns out not to be askable
         self._ahead_buffers: list[mmap.mmap] = []
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.read_ahead.shutdown(wait=True, cancel_futures=True)
-        self.prefetch.shutdown(wait=True, cancel_futures=True)
+        self.prefetcher.shutdown(wait=True, cancel_futures=True)
 
     def _store(self, batch: list[bytes | memoryview]) -> list[tuple[bytes, bool]]:
         try:
@@ -307,18 +307,18 @@ class _Walker:
         """A worker's job: read, chunk and store a batch of small files."""
         try:
             out: list[_FileRead | OSError] = []
-            ahead = batch.ahead
+            prefetch = batch.prefetch
             for i, (path, st) in enumerate(batch.files):
-                out.append(self._store_file(path, st, ahead is not None and ahead.begin(i)))
+                out.append(self._store_file(path, st, prefetch is not None and prefetch.begin(i)))
             return out
         finally:
             self.budget.give(batch.size)
 
-    def _read_ahead(self, batch: FileBatch) -> None:
+    def _prefetch(self, batch: FileBatch) -> None:
         if self._prefetching and not read_ahead(batch):
             self._prefetching = False
 
-    def _store_file(self, path: bytes, st: os.stat_result, ahead: bool) -> _FileRead | OSError:
+    def _store_file(self, path: bytes, st: os.stat_result, prefetched: bool) -> _FileRead | OSError:
         stored: list[tuple[bytes, bool]] = []
         hint = ProbeHint()
         try:
@@ -327,7 +327,7 @@ class _Walker:
                 st,
                 lambda chunk: stored.append(self.repo.put_blob(BLOB_DATA, chunk, hint=hint)),
                 lend=True,  # put_blob is done with a chunk when it returns
-                ahead_read=ahead,
+                prefetched=prefetched,
             )
         except OSError as exc:
             return exc
@@ -351,8 +351,8 @@ class _Walker:
         if batch.files:
             self.budget.take(batch.size)
             if self._prefetching:
-                batch.ahead = FileBatch([path for path, _ in batch.files])
-                self.prefetch.submit(self._read_ahead, batch.ahead)
+                batch.prefetch = FileBatch([path for path, _ in batch.files])
+                self.prefetcher.submit(self._prefetch, batch.prefetch)
             batch.future = self.pool.submit(self._store_files, batch)
             self.small = _SmallFiles()
         return self.small
@@ -647,7 +647,7 @@ class _Walker:
         *,
         lend: bool = False,
         ahead: bool = False,
-        ahead_read: bool = False,
+        prefetched: bool = False,
     ) -> tuple[int, bool]:
         """Feed the file's chunks to ``sink``: (bytes read, whether it changed meanwhile).
 
@@ -655,7 +655,7 @@ class _Walker:
         ``lend`` a small file's chunks are lent as views of a reused buffer, for a sink done
         with each before it returns; otherwise each chunk is bytes of its own. With ``ahead``
         (the walker's large files) the next block is read while this one is chunked. With
-        ``ahead_read`` (a small file read ahead, :mod:`~drvault.filesystem.prefetch`) it is
+        ``prefetched`` (a small file read ahead, :mod:`~drvault.filesystem.prefetch`) it is
         read through the page cache, and its pages dropped afterwards.
         """
         try:
@@ -667,7 +667,7 @@ class _Walker:
             before = os.fstat(fd)
             if before.st_ino != st.st_ino or not stat.S_ISREG(before.st_mode):
                 raise OSError(0, "replaced while being backed up")
-            reader = DirectReader(fd, buffered=ahead_read)
+            reader = DirectReader(fd, buffered=prefetched)
             if st.st_size < self.chunker.params.max_size:
                 # one read of the whole file, no buffer of the maximum chunk size
                 data = _read_small(reader, st.st_size)
@@ -690,7 +690,7 @@ class _Walker:
                     if isinstance(source, ReadAhead):
                         source.close()
             after = os.fstat(fd)
-            if ahead_read:
+            if prefetched:
                 drop(fd)
         finally:
             os.close(fd)

@@ -44,6 +44,17 @@ RunCli = Callable[..., CliResult]
 MakeRepo = Callable[..., Repository]
 
 
+def uncached(path: Path) -> Path:
+    """``path`` with its pages written out and dropped from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return path
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--site",

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import uncached
 
 from drvault import directio
 from drvault.backup import BackupRequest, backup
@@ -34,17 +35,6 @@ def _content(n: int) -> bytes:
 
 def _is_direct(fd: int) -> bool:
     return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & O_DIRECT)
-
-
-def _uncached(path: Path) -> Path:
-    """``path`` with its pages written out and dropped from the page cache."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-    return path
 
 
 def _refuse_o_direct(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +63,7 @@ def test_a_file_not_in_the_page_cache_is_read_directly(tmp_path: Path, size: int
     data = _content(size)
     path = tmp_path / "f"
     path.write_bytes(data)
-    fd = os.open(_uncached(path), os.O_RDONLY)
+    fd = os.open(uncached(path), os.O_RDONLY)
     try:
         reader = DirectReader(fd)
         assert _read_all(reader) == data
@@ -102,7 +92,7 @@ def test_chunk_file_over_a_direct_reader_matches_the_buffer(tmp_path: Path) -> N
     path = tmp_path / "f"
     path.write_bytes(data)
     chunker = Chunker(ChunkerParams.for_average(16384), keyed_gear(b"k" * 32))
-    fd = os.open(_uncached(path), os.O_RDONLY)
+    fd = os.open(uncached(path), os.O_RDONLY)
     try:
         reader = DirectReader(fd)
         got = list(chunker.chunk_file(reader, buffer_size=300_000))
@@ -126,7 +116,7 @@ def test_a_read_refused_with_einval_goes_on_buffered(
         return real_readv(fd, buffers)
 
     monkeypatch.setattr(directio.os, "readv", readv)
-    fd = os.open(_uncached(path), os.O_RDONLY)
+    fd = os.open(uncached(path), os.O_RDONLY)
     try:
         reader = DirectReader(fd)
         assert _read_all(reader, 200_000) == data
@@ -148,7 +138,7 @@ def test_a_file_system_refusing_direct_reads_or_cachestat_is_still_read(
         _refuse_o_direct(monkeypatch)
     else:
         monkeypatch.setattr(directio, "_SYSCALL", None)  # a kernel older than 6.5
-    fd = os.open(_uncached(path) if refusal == "fcntl" else path, os.O_RDONLY)
+    fd = os.open(uncached(path) if refusal == "fcntl" else path, os.O_RDONLY)
     try:
         reader = DirectReader(fd)
         assert _read_all(reader) == data
@@ -218,7 +208,7 @@ def test_backup_where_o_direct_is_refused_stores_every_file(
     for name, data in files.items():
         (src / name).write_bytes(data)
     for name in files:
-        _uncached(src / name)
+        uncached(src / name)
     _refuse_o_direct(monkeypatch)
     result = backup(repo, BackupRequest(paths=(os.fsencode(src),)))
     assert not result.warnings
@@ -237,7 +227,7 @@ def test_read_ahead_gives_the_file_in_any_target_sizes(
     path = tmp_path / "f"
     path.write_bytes(data)
     buffers = [aligned_buffer(65536) for _ in range(2)]
-    fd = os.open(_uncached(path), os.O_RDONLY)
+    fd = os.open(uncached(path), os.O_RDONLY)
     with ThreadPoolExecutor(1) as pool:
         ahead = ReadAhead(DirectReader(fd), buffers, pool)
         try:
@@ -257,7 +247,7 @@ def test_read_ahead_closed_early_waits_for_its_read(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(_content(500_000))
     buffers = [aligned_buffer(65536) for _ in range(2)]
-    fd = os.open(_uncached(path), os.O_RDONLY)
+    fd = os.open(uncached(path), os.O_RDONLY)
     with ThreadPoolExecutor(1) as pool:
         ahead = ReadAhead(DirectReader(fd), buffers, pool)
         target = bytearray(1000)

@@ -93,17 +93,16 @@ class Index:
     def _merge(self) -> None:
         if not self._overlay and not self._staged:
             return
-        batch = self._staged
-        self._staged = bytearray()
+        batch: bytes | bytearray = self._staged
         if self._overlay:
-            batch += b"".join(ROW.pack(i, *row) for i, row in self._overlay.items())
-            self._overlay = {}
+            batch = batch + b"".join(ROW.pack(i, *row) for i, row in self._overlay.items())
         # Stable throughout: among equal IDs the table's row stays first, then staged rows in
         # the order they came, so a repeated ID keeps its first copy.
         new = OPS.sort(batch)
         del batch
         table = OPS.merge(self._table, new) if self._table else new
         del new
+        copies: list[tuple[bytes, int]] = []
         dups = OPS.duplicates(table)
         if dups:
             view = memoryview(table)
@@ -111,13 +110,16 @@ class Index:
             start = 0
             for i in dups:
                 blob_id, pack, *_ = ROW.unpack_from(table, i * ROW_SIZE)
-                self._copies.setdefault(blob_id, []).append(pack)
+                copies.append((blob_id, pack))
                 keep.append(view[start * ROW_SIZE : i * ROW_SIZE])
                 start = i + 1
             keep.append(view[start * ROW_SIZE :])
             table = b"".join(keep)
             del keep, view
-        self._table = table
+        # Nothing changes until here: a failure above (out of memory) leaves the index whole.
+        self._table, self._staged, self._overlay = table, bytearray(), {}
+        for blob_id, pack in copies:
+            self._copies.setdefault(blob_id, []).append(pack)
 
     # ------------------------------------------------------------------------ lookups
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from bisect import bisect_left
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from drvault.repository.pack import ENTRY
 
@@ -87,24 +87,15 @@ def py_find(rows: Buffer, blob_id: Buffer, /) -> int:
     return i if i < n and view[i * ROW_SIZE : i * ROW_SIZE + ID_SIZE] == want else -1
 
 
-class Implementation:
+class Implementation(NamedTuple):
     """One set of the five table operations."""
 
-    def __init__(
-        self,
-        name: str,
-        from_records: Callable[[Buffer, int, int, int], bytes],
-        sort: Callable[[Buffer], bytes],
-        merge: Callable[[Buffer, Buffer], bytes],
-        duplicates: Callable[[Buffer], list[int]],
-        find: Callable[[Buffer, Buffer], int],
-    ) -> None:
-        self.name = name
-        self.from_records = from_records
-        self.sort = sort
-        self.merge = merge
-        self.duplicates = duplicates
-        self.find = find
+    name: str
+    from_records: Callable[[Buffer, int, int, int], bytes]
+    sort: Callable[[Buffer], bytes]
+    merge: Callable[[Buffer, Buffer], bytes]
+    duplicates: Callable[[Buffer], list[int]]
+    find: Callable[[Buffer, Buffer], int]
 
 
 PYTHON: Final = Implementation("python", py_from_records, py_sort, py_merge, py_duplicates, py_find)

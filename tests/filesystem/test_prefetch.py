@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import uncached
 
 from drvault import backup as backup_module
 from drvault.backup import BackupRequest, backup
@@ -21,16 +22,6 @@ from drvault.snapshots import find
 
 def _content(n: int, seed: int = 0) -> bytes:
     return hashlib.shake_256(b"prefetch %d %d" % (n, seed)).digest(n)
-
-
-def _uncached(path: Path) -> Path:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-    return path
 
 
 def _cached(path: Path) -> bool | None:
@@ -58,7 +49,7 @@ def test_uncached_files_not_begun_are_read_ahead_and_marked(tmp_path: Path) -> N
         p.write_bytes(_content(20_000, i))
         paths.append(p)
     for p in paths[1:]:
-        _uncached(p)
+        uncached(p)
     paths[0].read_bytes()  # someone else's cached file: left alone
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # became a FIFO after the walk: opening must not block
@@ -84,7 +75,7 @@ def test_without_cachestat_nothing_is_read_ahead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "f").write_bytes(b"x" * 9000)
-    p = _uncached(tmp_path / "f")
+    p = uncached(tmp_path / "f")
     monkeypatch.setattr(prefetch, "first_block_cached", lambda fd: None)
     batch = FileBatch([os.fsencode(p)])
     assert not read_ahead(batch)
@@ -102,7 +93,7 @@ def test_backup_reads_uncached_small_files_ahead_and_drops_their_pages(
             files[src / f"d{d}" / f"f{i}"] = _content(1 + 997 * i, d)
     for path, data in files.items():
         path.write_bytes(data)
-        _uncached(path)
+        uncached(path)
     marked: list[int] = []
     real = backup_module.read_ahead
 

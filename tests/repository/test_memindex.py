@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 from bench.index_memory import synthetic_records
 from drvault.repository.index import PackRef
@@ -80,3 +81,25 @@ def test_packs_of_many_ids_matches_one_by_one() -> None:
     ids += [e.blob_id for e in fresh] + [os.urandom(32), colliding]
     assert index.packs_of(ids) == [index.pack_of(i) for i in ids]
     assert index.packs_of(ids)[-2:] == [None, None]
+
+
+def test_a_merge_that_fails_leaves_the_index_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drvault.repository import memindex
+
+    index = Index()
+    _add_in_packs(index, synthetic_records(300, seed=8), 100)
+    assert len(index) == 300  # merged into the table
+    fresh = [PackEntry(os.urandom(32), 0, 0, 24, 20, 4) for _ in range(5)]
+    index.add_pack(_ref(7), fresh)
+    index.add_records(_ref(8), synthetic_records(50, seed=9).tobytes(), 0, 50)
+
+    def out_of_memory(rows: object) -> bytes:
+        raise MemoryError
+
+    monkeypatch.setattr(memindex, "OPS", memindex.OPS._replace(sort=out_of_memory))
+    with pytest.raises(MemoryError):
+        len(index)
+    monkeypatch.undo()
+    assert len(index) == 355
+    for e in fresh:
+        assert index.pack_of(e.blob_id) == _ref(7).name
