@@ -31,7 +31,7 @@ from drvault.directio import (
     round_up,
 )
 from drvault.errors import IntegrityError, UsageError
-from drvault.filesystem.capture import capture, scan_dir
+from drvault.filesystem.capture import capture, open_file, scan_dir
 from drvault.filesystem.prefetch import FileBatch, drop, read_ahead
 from drvault.repository.config import ChunkerSettings
 from drvault.repository.pack import BLOB_DATA, BLOB_TREE
@@ -49,9 +49,6 @@ BATCH_BYTES = 1 << 20  # a large file's chunks go to the workers in batches of t
 CHANGED_WHILE_READ = "changed while being read; the snapshot holds what was read"
 INFLIGHT_BYTES = 4 << 20  # chunks read but not yet hashed, compressed and packed
 PENDING_TREES = 64  # directories walked whose tree waits for their files' data
-
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NOATIME = getattr(os, "O_NOATIME", 0)  # only the owner or root may use it
 
 
 @dataclass(frozen=True)
@@ -658,10 +655,7 @@ class _Walker:
         ``prefetched`` (a small file read ahead, :mod:`~drvault.filesystem.prefetch`) it is
         read through the page cache, and its pages dropped afterwards.
         """
-        try:
-            fd = os.open(path, _READ_FLAGS | _NOATIME)
-        except PermissionError:
-            fd = os.open(path, _READ_FLAGS)
+        fd = open_file(path)
         size = 0
         try:
             before = os.fstat(fd)

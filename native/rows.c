@@ -61,16 +61,28 @@ put_u32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
-static int
-table_rows(Py_buffer *b, const char *what, Py_ssize_t *n)
+/* Take obj's buffer into b as a table: its number of rows, or -1 with an
+ * exception set (and nothing held) when it is no buffer or not whole rows. */
+static Py_ssize_t
+get_table(PyObject *obj, Py_buffer *b, const char *what)
 {
+    if (PyObject_GetBuffer(obj, b, PyBUF_SIMPLE) < 0) return -1;
     if (b->len % ROW_SIZE != 0) {
         PyErr_Format(PyExc_ValueError, "%s: %zd bytes is not a whole number of %d-byte rows",
                      what, b->len, ROW_SIZE);
+        PyBuffer_Release(b);
         return -1;
     }
-    *n = b->len / ROW_SIZE;
-    return 0;
+    return b->len / ROW_SIZE;
+}
+
+static int
+check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t want)
+{
+    if (nargs == want) return 0;
+    PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd arguments (%zd given)", name, want,
+                 nargs);
+    return -1;
 }
 
 PyDoc_STRVAR(from_records_doc,
@@ -81,10 +93,7 @@ static PyObject *
 from_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "from_records() takes exactly 4 arguments");
-        return NULL;
-    }
+    if (check_nargs("from_records", nargs, 4) < 0) return NULL;
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
     if (start == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t count = PyLong_AsSsize_t(args[2]);
@@ -241,12 +250,8 @@ sort(PyObject *module, PyObject *rows)
 {
     (void)module;
     Py_buffer b;
-    Py_ssize_t n;
-    if (PyObject_GetBuffer(rows, &b, PyBUF_SIMPLE) < 0) return NULL;
-    if (table_rows(&b, "sort", &n) < 0) {
-        PyBuffer_Release(&b);
-        return NULL;
-    }
+    Py_ssize_t n = get_table(rows, &b, "sort");
+    if (n < 0) return NULL;
     PyObject *out = PyBytes_FromStringAndSize(NULL, b.len);
     if (out == NULL) {
         PyBuffer_Release(&b);
@@ -273,20 +278,14 @@ static PyObject *
 merge(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "merge() takes exactly 2 arguments");
-        return NULL;
-    }
+    if (check_nargs("merge", nargs, 2) < 0) return NULL;
     Py_buffer a, b;
-    Py_ssize_t na, nb;
-    if (PyObject_GetBuffer(args[0], &a, PyBUF_SIMPLE) < 0) return NULL;
-    if (PyObject_GetBuffer(args[1], &b, PyBUF_SIMPLE) < 0) {
+    if (get_table(args[0], &a, "merge") < 0) return NULL;
+    if (get_table(args[1], &b, "merge") < 0) {
         PyBuffer_Release(&a);
         return NULL;
     }
-    PyObject *out = NULL;
-    if (table_rows(&a, "merge", &na) == 0 && table_rows(&b, "merge", &nb) == 0)
-        out = PyBytes_FromStringAndSize(NULL, a.len + b.len);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, a.len + b.len);
     if (out != NULL) {
         const uint8_t *p = a.buf, *q = b.buf, *pe = p + a.len, *qe = q + b.len;
         uint8_t *d = (uint8_t *)PyBytes_AS_STRING(out);
@@ -321,10 +320,9 @@ duplicates(PyObject *module, PyObject *rows)
 {
     (void)module;
     Py_buffer b;
-    Py_ssize_t n;
-    if (PyObject_GetBuffer(rows, &b, PyBUF_SIMPLE) < 0) return NULL;
-    PyObject *out = NULL;
-    if (table_rows(&b, "duplicates", &n) == 0) out = PyList_New(0);
+    Py_ssize_t n = get_table(rows, &b, "duplicates");
+    if (n < 0) return NULL;
+    PyObject *out = PyList_New(0);
     const uint8_t *p = b.buf;
     for (Py_ssize_t i = 1; out != NULL && i < n; i++) {
         if (memcmp(p + (size_t)i * ROW_SIZE, p + (size_t)(i - 1) * ROW_SIZE, ID_SIZE) == 0) {
@@ -345,13 +343,10 @@ static PyObject *
 find(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "find() takes exactly 2 arguments");
-        return NULL;
-    }
+    if (check_nargs("find", nargs, 2) < 0) return NULL;
     Py_buffer b, id;
-    Py_ssize_t n;
-    if (PyObject_GetBuffer(args[0], &b, PyBUF_SIMPLE) < 0) return NULL;
+    Py_ssize_t n = get_table(args[0], &b, "find");
+    if (n < 0) return NULL;
     if (PyObject_GetBuffer(args[1], &id, PyBUF_SIMPLE) < 0) {
         PyBuffer_Release(&b);
         return NULL;
@@ -359,7 +354,7 @@ find(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *out = NULL;
     if (id.len != ID_SIZE) {
         PyErr_Format(PyExc_ValueError, "a blob ID is %d bytes, not %zd", ID_SIZE, id.len);
-    } else if (table_rows(&b, "find", &n) == 0) {
+    } else {
         const uint8_t *p = b.buf;
         Py_ssize_t lo = 0, hi = n; /* first row not below id */
         while (lo < hi) {

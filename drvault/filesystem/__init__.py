@@ -3,7 +3,8 @@
 ``capture`` lists directories and describes entries as :class:`~drvault.snapshot.Node`;
 ``apply`` re-creates special entries and restores metadata; ``sparse`` writes restored files
 with holes and finds the holes of files being backed up; ``warm`` walks a backup's paths
-ahead to warm the kernel's inode cache while the key is derived. No repository access here.
+ahead to warm the kernel's inode cache while the key is derived; ``prefetch`` has the kernel
+read small files ahead of the backup's workers. No repository access here.
 """
 
 from drvault.filesystem.apply import apply_metadata, create_entry

@@ -28,6 +28,17 @@ _TYPES: dict[int, NodeType] = {
 }
 _NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.ENODATA})
 _BY_NAME = itemgetter(0)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NOATIME = getattr(os, "O_NOATIME", 0)  # only the owner or root may use it
+
+
+def open_file(path: bytes, flags: int = 0) -> int:
+    """A descriptor for reading a file under backup (plus ``flags``): symlinks not followed,
+    and its access time left alone where the kernel allows (``O_NOATIME``)."""
+    try:
+        return os.open(path, _READ_FLAGS | _NOATIME | flags)
+    except PermissionError:
+        return os.open(path, _READ_FLAGS | flags)
 
 
 def scan_dir(path: bytes) -> list[tuple[bytes, os.stat_result]]:

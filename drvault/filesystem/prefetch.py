@@ -26,9 +26,8 @@ import threading
 from collections.abc import Sequence
 
 from drvault.directio import first_block_cached
+from drvault.filesystem.capture import open_file
 
-_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_NOATIME = getattr(os, "O_NOATIME", 0)  # only the owner or root may use it
 _ADVISE = hasattr(os, "posix_fadvise")
 
 
@@ -79,13 +78,8 @@ def read_ahead(batch: FileBatch) -> bool:
         if batch.begun(i):
             continue
         try:
-            fd = os.open(path, _FLAGS | _NOATIME)
-        except PermissionError:
-            try:
-                fd = os.open(path, _FLAGS)
-            except OSError:
-                continue
-        except OSError:  # vanished, a FIFO without a writer, unreadable: the worker will say
+            fd = open_file(path, os.O_NONBLOCK)  # a FIFO now: must not wait for a writer
+        except OSError:  # vanished, unreadable: the worker will say
             continue
         try:
             cached = first_block_cached(fd)
