@@ -99,3 +99,59 @@ def test_backup_and_restore_load_no_numpy(tmp_path: Path) -> None:
     assert "numpy" not in modules
     restored = tmp_path / "dst" / str(tmp_path / "src" / "f").lstrip("/")  # absolute paths kept
     assert restored.read_bytes() == b"data" * 1000
+
+
+# After init and a backup, a restore whose scrypt waits until the restore module's import has
+# begun: that happens only if the key is derived beside the imports, not before them.
+OVERLAP = """
+import hashlib, sys, threading, time
+from drvault.cli import main
+for args in ({init!r}, {backup!r}):
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert exc.code in (0, None), (args, exc.code)
+assert "drvault.restore" not in sys.modules
+real, seen = hashlib.scrypt, []
+def scrypt(*args, **kwargs):
+    deadline = time.monotonic() + 20
+    while "drvault.restore" not in sys.modules and time.monotonic() < deadline:
+        time.sleep(0.002)
+    seen.append([threading.current_thread() is threading.main_thread(),
+                 "drvault.restore" in sys.modules])
+    return real(*args, **kwargs)
+hashlib.scrypt = scrypt
+try:
+    main({restore!r})
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+print(seen)
+"""
+
+
+def test_the_key_is_derived_while_the_command_imports(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"data" * 1000)
+    repo, src, dst = (str(tmp_path / n) for n in ("repo", "src", "dst"))
+    code = OVERLAP.format(
+        init=["init", repo, "--kdf", "n=1024,r=8,p=1"],
+        backup=["backup", repo, src],
+        restore=["restore", repo, "latest", "--target", dst],
+    )
+    env = {**os.environ, "DRVAULT_PASSWORD": "pw"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, check=True, text=True, env=env
+    ).stdout
+    assert out.splitlines()[-1] == "[[False, True]]"  # one derivation, in a thread, beside imports
+    restored = tmp_path / "dst" / str(tmp_path / "src" / "f").lstrip("/")
+    assert restored.read_bytes() == b"data" * 1000
+
+
+def test_the_command_line_imports_no_crypto_or_repository_code() -> None:
+    code = (
+        "import sys, drvault.cli\n"
+        "print(sorted(m for m in ('cryptography', 'zstandard', 'blake3', 'drvault.chunker',"
+        " 'drvault.repository.repository', 'drvault.repository.crypto') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, text=True)
+    assert out.stdout.strip() == "[]"

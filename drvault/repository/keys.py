@@ -27,7 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from drvault.errors import UsageError
-from drvault.repository.crypto import AuthenticationFailed, cipher_spec, make_cipher, sha256
+
+# drvault.repository.crypto (and with it the cryptography package) is imported where a cipher
+# is needed, not here: a command reads its key slots and starts scrypt before those imports
+# (see drvault.repository.unlock).
 
 KEY_AAD = b"drvault key v1"
 
@@ -100,12 +103,22 @@ class KeySlot:
     def id(self) -> str:
         return self.name.rsplit("/", 1)[-1]
 
-    def unwrap(self, password: bytes) -> MasterKey | None:
-        """The master key, or None when the password does not open this slot."""
+    def derive(self, password: bytes) -> bytes:
+        """The key-encryption key this slot derives from ``password`` (scrypt: the slow part,
+        run with the GIL released)."""
         d = self.doc
-        kek = _kdf(password, _unb64(d["salt"]), KdfParams(d["n"], d["r"], d["p"]), d["cipher"])
+        return _kdf(password, _unb64(d["salt"]), KdfParams(d["n"], d["r"], d["p"]))
+
+    def unwrap(self, password: bytes, kek: bytes | None = None) -> MasterKey | None:
+        """The master key, or None when the password does not open this slot. ``kek``: this
+        slot's :meth:`derive` of ``password``, when already done."""
+        from drvault.repository.crypto import AuthenticationFailed, cipher_spec, make_cipher
+
+        d = self.doc
+        if kek is None:
+            kek = self.derive(password)
         try:
-            plain = make_cipher(d["cipher"], kek).open(
+            plain = make_cipher(d["cipher"], kek[: cipher_spec(d["cipher"]).key_size]).open(
                 _unb64(d["nonce"]), _unb64(d["data"]), KEY_AAD
             )
         except AuthenticationFailed:
@@ -125,19 +138,21 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def _kdf(password: bytes, salt: bytes, params: KdfParams, cipher: str) -> bytes:
+def _kdf(password: bytes, salt: bytes, params: KdfParams) -> bytes:
+    """scrypt, 32 bytes; a cipher with a shorter key takes their start."""
     maxmem = 128 * params.r * params.n * params.p + 2**20
-    key = hashlib.scrypt(
+    return hashlib.scrypt(
         password, salt=salt, n=params.n, r=params.r, p=params.p, maxmem=maxmem, dklen=32
     )
-    return key[: cipher_spec(cipher).key_size]
 
 
 def wrap(master: MasterKey, password: bytes, cipher: str, params: KdfParams) -> tuple[str, bytes]:
     """A new key slot for ``password``: (object name, file bytes)."""
+    from drvault.repository.crypto import cipher_spec, make_cipher
+
     salt = os.urandom(32)
     nonce = os.urandom(12)
-    kek = _kdf(password, salt, params, cipher)
+    kek = _kdf(password, salt, params)[: cipher_spec(cipher).key_size]
     data = make_cipher(cipher, kek).seal(nonce, master.to_json(), KEY_AAD)
     doc = {
         "version": 1,
@@ -154,12 +169,20 @@ def wrap(master: MasterKey, password: bytes, cipher: str, params: KdfParams) -> 
         "data": _b64(data),
     }
     raw = json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
-    return f"keys/{sha256(raw).hex()}", raw
+    return f"keys/{hashlib.sha256(raw).hexdigest()}", raw
 
 
 def parse_slot(name: str, raw: bytes) -> KeySlot:
     """Verify a slot file against its name and parse it; raises MalformedKeySlot."""
-    if sha256(raw).hex() != name.rsplit("/", 1)[-1]:
+    slot = parse_slot_fields(name, raw)
+    check_cipher(slot)
+    return slot
+
+
+def parse_slot_fields(name: str, raw: bytes) -> KeySlot:
+    """:func:`parse_slot` but for the cipher's name, which :func:`check_cipher` checks: that
+    needs the cipher table, and with it the cryptography package (a slow import)."""
+    if hashlib.sha256(raw).hexdigest() != name.rsplit("/", 1)[-1]:
         raise MalformedKeySlot("content does not match its name (SHA-256 mismatch)")
     try:
         doc = json.loads(raw)
@@ -176,7 +199,16 @@ def parse_slot(name: str, raw: bytes) -> KeySlot:
         ):
             if not isinstance(doc.get(field), kind):
                 raise MalformedKeySlot(f"field {field!r} missing or malformed")
-        cipher_spec(doc["cipher"])
-    except (ValueError, UsageError) as exc:
+    except ValueError as exc:
         raise MalformedKeySlot(str(exc)) from exc
     return KeySlot(name, doc)
+
+
+def check_cipher(slot: KeySlot) -> None:
+    """Raise MalformedKeySlot unless the slot names a known cipher."""
+    from drvault.repository.crypto import cipher_spec
+
+    try:
+        cipher_spec(slot.doc["cipher"])
+    except UsageError as exc:
+        raise MalformedKeySlot(str(exc)) from exc

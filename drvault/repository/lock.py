@@ -78,7 +78,6 @@ from drvault.errors import (
     PermanentError,
 )
 from drvault.repository.layout import LOCKS
-from drvault.repository.repository import create_object
 from drvault.transport.base import Backend
 
 VERSION = 1
@@ -317,6 +316,8 @@ class RepoLock:
             refreshed=now,
             nonce=secrets.token_hex(16),
         )
+        from drvault.repository.repository import create_object  # an open repository's
+
         try:
             create_object(self.backend, mine.name, _encode(mine))
         except AlreadyExistsError:

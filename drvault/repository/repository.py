@@ -20,11 +20,9 @@ from drvault.errors import (
     AlreadyExistsError,
     IntegrityError,
     NotFoundError,
-    PermanentError,
     RepositoryExistsError,
     RepositoryNotFoundError,
     UsageError,
-    WrongPasswordError,
 )
 from drvault.repository import config as config_codec
 from drvault.repository import envelope, layout
@@ -54,6 +52,7 @@ from drvault.repository.pack import (
     read_entries,
 )
 from drvault.repository.suite import Suite
+from drvault.repository.unlock import Unlock
 from drvault.repository.uploader import Uploader
 from drvault.transport.base import Backend, ShortReadError
 
@@ -180,9 +179,20 @@ class Repository:
         return cls(backend, config, master, name.rsplit("/", 1)[-1])
 
     @classmethod
-    def open(cls, backend: Backend, password: bytes, *, load_index: bool = True) -> Repository:
+    def open(
+        cls,
+        backend: Backend,
+        password: bytes,
+        *,
+        load_index: bool = True,
+        unlock: Unlock | None = None,
+    ) -> Repository:
+        """Open with ``password``; ``unlock``: its :class:`Unlock` of ``backend``, made
+        earlier so that the key was derived while the caller did other work."""
+        if unlock is None:
+            unlock = Unlock(backend, password)
         config, body, mac = read_config(backend)
-        master, slot_id = _unlock(backend, password)
+        master, slot_id = unlock.result()
         if master.repository_id != config.repository_id:
             raise IntegrityError(layout.CONFIG, "belongs to another repository than the key")
         if config.suite.id_hasher(master.mac)(config_codec.mac_input(body)) != mac:
@@ -626,29 +636,3 @@ def _new_index() -> Index:
     from drvault.repository.memindex import Index
 
     return Index()
-
-
-def _unlock(backend: Backend, password: bytes) -> tuple[MasterKey, str]:
-    damaged: list[tuple[str, str]] = []
-    slots: list[KeySlot] = []
-    for info in backend.list(layout.KEYS):
-        try:
-            slots.append(parse_slot(info.name, backend.get(info.name)))
-        except MalformedKeySlot as exc:
-            damaged.append((info.name, str(exc)))
-        except PermanentError as exc:  # transient errors propagate: an outage is not damage
-            damaged.append((info.name, str(exc).removeprefix(f"{info.name}: ")))
-    for slot in slots:
-        try:
-            master = slot.unwrap(password)
-        except (ValueError, KeyError) as exc:
-            damaged.append((slot.name, f"malformed ({exc})"))
-            continue
-        if master is not None:
-            return master, slot.id
-    if damaged:
-        name, reason = damaged[0]
-        raise IntegrityError(name, f"{reason}; no intact key slot opens with this password")
-    if not slots:
-        raise IntegrityError(layout.KEYS, "no key slots: the repository cannot be opened")
-    raise WrongPasswordError(f"wrong password: none of {len(slots)} key slot(s) opens with it")
