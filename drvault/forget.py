@@ -19,9 +19,10 @@ from drvault.objectlock import cold_storage, protected
 from drvault.policy.model import Retention
 from drvault.policy.retention import Decision, Item, decide, is_empty
 from drvault.repository import layout
-from drvault.repository.repository import Repository, create_object
+from drvault.repository.repository import Repository
 from drvault.snapshot.document import Snapshot
 from drvault.snapshots import load_all
+from drvault.transport.base import create_object
 
 GROUP_KEYS = ("host", "paths", "tags", "set")
 

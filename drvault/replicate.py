@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 
 from drvault.errors import DrvaultError, IntegrityError, UsageError
 from drvault.replication_plan import ReplicationPlan, TargetPlan, plan, read_verified
-from drvault.repository.repository import create_object
-from drvault.transport.base import Backend
+from drvault.transport.base import Backend, create_object
 
 __all__ = ["ReplicationPlan", "TargetResult", "plan", "replicate"]
 

@@ -67,6 +67,26 @@ def test_an_unknown_command_is_still_a_usage_error() -> None:
     assert "No such command" in result.output
 
 
+def _backup_and_restore(tmp_path: Path, template: str) -> str:
+    """Run ``template`` in a fresh interpreter with the init, backup and restore arguments of
+    a one-file tree filled in; check the restored file; the program's output."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"data" * 1000)
+    repo, src, dst = (str(tmp_path / n) for n in ("repo", "src", "dst"))
+    code = template.format(
+        init=["init", repo, "--kdf", "n=1024,r=8,p=1"],
+        backup=["backup", repo, src],
+        restore=["restore", repo, "latest", "--target", dst],
+    )
+    env = {**os.environ, "DRVAULT_PASSWORD": "pw"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, check=True, text=True, env=env
+    ).stdout
+    restored = tmp_path / "dst" / str(tmp_path / "src" / "f").lstrip("/")  # absolute paths kept
+    assert restored.read_bytes() == b"data" * 1000
+    return out
+
+
 # A backup and a restore in one fresh interpreter, then the third-party packages they loaded.
 RUN = """
 import sys
@@ -82,23 +102,9 @@ print(" ".join(sorted({{m.split(".")[0] for m in sys.modules}})))
 
 def test_backup_and_restore_load_no_numpy(tmp_path: Path) -> None:
     # numpy (once the index's arrays) held 11 MiB of resident memory in every command.
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "f").write_bytes(b"data" * 1000)
-    repo, src, dst = (str(tmp_path / n) for n in ("repo", "src", "dst"))
-    code = RUN.format(
-        init=["init", repo, "--kdf", "n=1024,r=8,p=1"],
-        backup=["backup", repo, src],
-        restore=["restore", repo, "latest", "--target", dst],
-    )
-    env = {**os.environ, "DRVAULT_PASSWORD": "pw"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, check=True, text=True, env=env
-    ).stdout
-    modules = out.split()
+    modules = _backup_and_restore(tmp_path, RUN).split()
     assert "drvault" in modules and "zstandard" in modules  # the probe sees the imports
     assert "numpy" not in modules
-    restored = tmp_path / "dst" / str(tmp_path / "src" / "f").lstrip("/")  # absolute paths kept
-    assert restored.read_bytes() == b"data" * 1000
 
 
 # After init and a backup, a restore whose scrypt waits until the restore module's import has
@@ -130,21 +136,8 @@ print(seen)
 
 
 def test_the_key_is_derived_while_the_command_imports(tmp_path: Path) -> None:
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "f").write_bytes(b"data" * 1000)
-    repo, src, dst = (str(tmp_path / n) for n in ("repo", "src", "dst"))
-    code = OVERLAP.format(
-        init=["init", repo, "--kdf", "n=1024,r=8,p=1"],
-        backup=["backup", repo, src],
-        restore=["restore", repo, "latest", "--target", dst],
-    )
-    env = {**os.environ, "DRVAULT_PASSWORD": "pw"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, check=True, text=True, env=env
-    ).stdout
+    out = _backup_and_restore(tmp_path, OVERLAP)
     assert out.splitlines()[-1] == "[[False, True]]"  # one derivation, in a thread, beside imports
-    restored = tmp_path / "dst" / str(tmp_path / "src" / "f").lstrip("/")
-    assert restored.read_bytes() == b"data" * 1000
 
 
 def test_the_command_line_imports_no_crypto_or_repository_code() -> None:

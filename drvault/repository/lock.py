@@ -78,7 +78,7 @@ from drvault.errors import (
     PermanentError,
 )
 from drvault.repository.layout import LOCKS
-from drvault.transport.base import Backend
+from drvault.transport.base import Backend, create_object
 
 VERSION = 1
 STALE_AFTER = 1800.0
@@ -316,8 +316,6 @@ class RepoLock:
             refreshed=now,
             nonce=secrets.token_hex(16),
         )
-        from drvault.repository.repository import create_object  # an open repository's
-
         try:
             create_object(self.backend, mine.name, _encode(mine))
         except AlreadyExistsError:

@@ -54,7 +54,7 @@ from drvault.repository.pack import (
 from drvault.repository.suite import Suite
 from drvault.repository.unlock import Unlock
 from drvault.repository.uploader import Uploader
-from drvault.transport.base import Backend, ShortReadError
+from drvault.transport.base import Backend, ShortReadError, create_object
 
 if TYPE_CHECKING:
     from drvault.repository.memindex import Index
@@ -614,20 +614,6 @@ def read_config(backend: Backend) -> tuple[RepoConfig, dict[str, object], bytes]
         return config_codec.decode(raw)
     except config_codec.MalformedConfig as exc:
         raise IntegrityError(layout.CONFIG, str(exc)) from exc
-
-
-def create_object(backend: Backend, name: str, raw: bytes) -> None:
-    """Create ``name`` only if absent. When a retried create finds the object already there
-    with exactly our bytes, our own first attempt made it (its answer was lost): success."""
-    try:
-        backend.put(name, raw, exclusive=True)
-    except AlreadyExistsError:
-        try:
-            if backend.get(name) == raw:
-                return
-        except NotFoundError:
-            pass
-        raise
 
 
 def _new_index() -> Index:

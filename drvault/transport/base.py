@@ -10,7 +10,9 @@ Promises (each implementation's tests check them, see tests/transport/):
 - ``get`` of an object in a cold storage class raises ``ArchivedError`` (thaw it first).
 - Errors are drvault's own: ``PermanentError`` (and subclasses), ``TransientError`` (worth a
   retry: connection lost, throttled, timeout) or ``ArchivedError``; never an SDK's exception.
-Names are relative, ``/``-separated, and never contain ``..``.
+Names are relative, ``/``-separated, and never contain ``..``. :func:`create_object` is the
+create-if-absent every layer above uses (repository, locks, tombstones, replication): it makes
+a retried exclusive ``put`` whose first answer was lost succeed.
 
 ``storage_class`` on ``put`` is a hint: a backend without storage classes ignores it, and
 ``None`` lets the backend choose by object kind (``data/`` packs vs metadata).
@@ -27,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from drvault.errors import PermanentError
+from drvault.errors import AlreadyExistsError, NotFoundError, PermanentError
 
 RestoreStatus = Literal["none", "ongoing", "done"]
 LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
@@ -162,3 +164,17 @@ class ColdStorage(Protocol):
         """Delete every version and delete marker of the object, or nothing: if any version is
         locked, ``ObjectLockedError`` and no version is touched."""
         ...
+
+
+def create_object(backend: Backend, name: str, raw: bytes) -> None:
+    """Create ``name`` only if absent. When a retried create finds the object already there
+    with exactly our bytes, our own first attempt made it (its answer was lost): success."""
+    try:
+        backend.put(name, raw, exclusive=True)
+    except AlreadyExistsError:
+        try:
+            if backend.get(name) == raw:
+                return
+        except NotFoundError:
+            pass
+        raise
