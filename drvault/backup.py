@@ -684,9 +684,9 @@ class _Walker:
                     if isinstance(source, ReadAhead):
                         source.close()
             after = os.fstat(fd)
-            if prefetched:
-                drop(fd)
         finally:
+            if prefetched:  # its pages came only for this read, whether it ended well or not
+                drop(fd)
             os.close(fd)
         changed = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
             st.st_size,

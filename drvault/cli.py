@@ -154,10 +154,10 @@ def open_repo(url: str, *, load_index: bool = True, imports: tuple[str, ...] = (
     password = get_password(_ctx().set_password_file())
     backend = backend_for(url)
     unlock = Unlock(backend, password)
-    for name in ("drvault.repository.repository", *imports):
-        importlib.import_module(name)
     from drvault.repository.repository import Repository
 
+    for name in imports:
+        importlib.import_module(name)
     return Repository.open(backend, password, load_index=load_index, unlock=unlock)
 
 

@@ -51,7 +51,8 @@ class FileBatch:
             self._begun = i + 1
             return self._ahead[i] == 1
 
-    def _claim(self, i: int) -> bool:
+    def claim(self, i: int) -> bool:
+        """Mark file ``i`` read ahead, unless the worker has begun it (False)."""
         with self._lock:
             if i < self._begun:
                 return False
@@ -87,7 +88,7 @@ def read_ahead(batch: FileBatch) -> bool:
                 return False
             if not cached:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-                if not batch._claim(i):  # the worker began it meanwhile, reading it directly
+                if not batch.claim(i):  # the worker began it meanwhile, reading it directly
                     drop(fd)
         except OSError:
             continue

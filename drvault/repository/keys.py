@@ -24,9 +24,12 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drvault.errors import UsageError
+
+if TYPE_CHECKING:
+    from drvault.repository.crypto import Aead
 
 # drvault.repository.crypto (and with it the cryptography package) is imported where a cipher
 # is needed, not here: a command reads its key slots and starts scrypt before those imports
@@ -112,13 +115,13 @@ class KeySlot:
     def unwrap(self, password: bytes, kek: bytes | None = None) -> MasterKey | None:
         """The master key, or None when the password does not open this slot. ``kek``: this
         slot's :meth:`derive` of ``password``, when already done."""
-        from drvault.repository.crypto import AuthenticationFailed, cipher_spec, make_cipher
+        from drvault.repository.crypto import AuthenticationFailed
 
         d = self.doc
         if kek is None:
             kek = self.derive(password)
         try:
-            plain = make_cipher(d["cipher"], kek[: cipher_spec(d["cipher"]).key_size]).open(
+            plain = _kek_cipher(d["cipher"], kek).open(
                 _unb64(d["nonce"]), _unb64(d["data"]), KEY_AAD
             )
         except AuthenticationFailed:
@@ -139,21 +142,25 @@ def _unb64(text: str) -> bytes:
 
 
 def _kdf(password: bytes, salt: bytes, params: KdfParams) -> bytes:
-    """scrypt, 32 bytes; a cipher with a shorter key takes their start."""
+    """scrypt, 32 bytes; a cipher with a shorter key takes their start (_kek_cipher)."""
     maxmem = 128 * params.r * params.n * params.p + 2**20
     return hashlib.scrypt(
         password, salt=salt, n=params.n, r=params.r, p=params.p, maxmem=maxmem, dklen=32
     )
 
 
-def wrap(master: MasterKey, password: bytes, cipher: str, params: KdfParams) -> tuple[str, bytes]:
-    """A new key slot for ``password``: (object name, file bytes)."""
+def _kek_cipher(cipher: str, kek: bytes) -> Aead:
+    """``cipher`` keyed with the start of a derived key."""
     from drvault.repository.crypto import cipher_spec, make_cipher
 
+    return make_cipher(cipher, kek[: cipher_spec(cipher).key_size])
+
+
+def wrap(master: MasterKey, password: bytes, cipher: str, params: KdfParams) -> tuple[str, bytes]:
+    """A new key slot for ``password``: (object name, file bytes)."""
     salt = os.urandom(32)
     nonce = os.urandom(12)
-    kek = _kdf(password, salt, params)[: cipher_spec(cipher).key_size]
-    data = make_cipher(cipher, kek).seal(nonce, master.to_json(), KEY_AAD)
+    data = _kek_cipher(cipher, _kdf(password, salt, params)).seal(nonce, master.to_json(), KEY_AAD)
     doc = {
         "version": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
