@@ -10,6 +10,11 @@ setup(
             extra_compile_args=["-O3", "-std=c11"],
         ),
         Extension(
+            "drvault.filesystem._sparse",
+            sources=["native/sparse.c"],
+            extra_compile_args=["-O3", "-std=c11"],
+        ),
+        Extension(
             "drvault.repository._rows",
             sources=["native/rows.c"],
             extra_compile_args=["-O3", "-std=c11"],

@@ -34,7 +34,7 @@ from drvault.filesystem.apply import apply_metadata, create_entry
 from drvault.filesystem.sparse import SparseWriter
 from drvault.repository.index import IndexEntry, PackRef
 from drvault.repository.layout import pack_path
-from drvault.repository.repository import Repository, is_zero
+from drvault.repository.repository import Repository
 from drvault.snapshot import Node, NodeType, decode_tree, display_name
 from drvault.snapshot.document import Snapshot
 from drvault.snapshots import split_path
@@ -480,8 +480,7 @@ class _Writer:
                     data = repo.get_blob(entry.blob_id)
                 done += 1
                 size = len(data)
-                zero = is_zero(data)
-                tail_zero = zero or not data[-1:] or not data[-1]
+                tail_zero = not data or not data[-1]  # the file's end may be a hole
                 for number, offset in blob.targets:
                     written += size
                     path, node = files[number]
@@ -489,8 +488,7 @@ class _Writer:
                         # the whole file in one blob (most small files): open, write, close
                         # its metadata goes on through the same descriptor, here
                         with _open_file(path, create=True, block_size=block) as single:
-                            if not zero:
-                                single.write(0, data)
+                            single.write(0, data)
                             if tail_zero:
                                 single.set_size(node.size)
                             self.warnings.extend(
@@ -506,8 +504,7 @@ class _Writer:
                         writer = writers[number] = _open_file(path, create=create, block_size=block)
                         if create:
                             created.add(number)
-                    if not zero:
-                        writer.write(offset, data)
+                    writer.write(offset, data)
                     if tail_zero and number in created and offset + size == node.size:
                         sized.add(number)
                     left[number] -= 1

@@ -460,8 +460,7 @@ class Repository:
     ) -> bytes:
         """Decrypt, decompress and verify one sealed blob record."""
         ref = pack if pack is not None else entry.pack  # type: ignore[union-attr]
-        stored = self.unseal(entry, sealed, ref)
-        return self._expand(entry, stored, layout.pack_path(ref.kind, ref.name))
+        return self._expand(entry, self.unseal(entry, sealed, ref), ref)
 
     def unseal(
         self, entry: IndexEntry | PackEntry, sealed: bytes | memoryview, ref: PackRef
@@ -484,7 +483,7 @@ class Repository:
         verified against its ID, then put into a new pack as stored, never recompressed. The
         index keeps its first copy until the old pack's index files are rewritten."""
         stored = self.unseal(entry, sealed, ref)
-        self._expand(entry, stored, layout.pack_path(ref.kind, ref.name))
+        self._expand(entry, stored, ref)
         self.put_sealed_input(
             entry.type, entry.blob_id, stored, entry.compression, entry.raw_length
         )
@@ -500,25 +499,31 @@ class Repository:
         except (envelope.MalformedEnvelope, index_codec.MalformedIndex) as exc:
             raise IntegrityError(name, str(exc)) from exc
 
-    def _expand(self, entry: IndexEntry | PackEntry, stored: bytes, where: str) -> bytes:
-        """The plaintext of a decrypted blob, checked against its length and ID."""
+    def _expand(self, entry: IndexEntry | PackEntry, stored: bytes, ref: PackRef) -> bytes:
+        """The plaintext of a blob decrypted from pack ``ref``, checked against its length and
+        ID (the pack's path is worked out only for an error: this runs once a blob)."""
         if entry.compression == COMP_ZSTD:
             try:
                 declared = zstandard.frame_content_size(stored)
                 if declared != entry.raw_length:
-                    raise IntegrityError(where, f"blob {entry.blob_id.hex()[:16]} has a bad size")
+                    raise IntegrityError(
+                        layout.pack_path(ref.kind, ref.name),
+                        f"blob {entry.blob_id.hex()[:16]} has a bad size",
+                    )
                 data = self._decompressor().decompress(stored, max_output_size=entry.raw_length)
             except zstandard.ZstdError as exc:
                 raise IntegrityError(
-                    where, f"blob {entry.blob_id.hex()[:16]} does not decompress"
+                    layout.pack_path(ref.kind, ref.name),
+                    f"blob {entry.blob_id.hex()[:16]} does not decompress",
                 ) from exc
         else:
             data = stored
         if len(data) != entry.raw_length or self._blob_id(data) != entry.blob_id:
-            raise IntegrityError(where, f"blob {entry.blob_id.hex()[:16]} does not match its ID")
+            raise IntegrityError(
+                layout.pack_path(ref.kind, ref.name),
+                f"blob {entry.blob_id.hex()[:16]} does not match its ID",
+            )
         return data
-
-    # ----------------------------------------------------------------------------- packs
 
     def read_pack(self, ref: PackRef) -> bytes:
         """A whole pack, verified against its name."""

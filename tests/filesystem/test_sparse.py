@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drvault.filesystem import SparseWriter, data_regions
+from drvault.filesystem.sparse import PWRITE_SPARSE, py_pwrite_sparse
 
 MIB = 1 << 20
 
@@ -180,3 +182,86 @@ def test_data_regions_of_dense_and_hole_only_files(tmp_path: Path) -> None:
             assert data_regions(fd, os.fstat(fd).st_size) == expected
         finally:
             os.close(fd)
+
+
+def test_the_c_sparse_write_is_in_use() -> None:
+    assert PWRITE_SPARSE is not py_pwrite_sparse
+    assert PWRITE_SPARSE.__module__ == "drvault.filesystem._sparse"
+
+
+def _write_with(write: object, path: bytes, writes: list[tuple[int, bytes]], block: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for offset, data in writes:
+            write(fd, data, offset, block)  # type: ignore[operator]
+    finally:
+        os.close(fd)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 9000),
+            st.lists(st.tuples(st.booleans(), st.integers(1, 5000)), max_size=5),
+        ),
+        max_size=4,
+    ),
+    st.sampled_from([1, 8, 512, 4096]),
+)
+def test_c_and_python_write_the_same_bytes_and_holes(
+    tmp_path_factory: pytest.TempPathFactory,
+    plan: list[tuple[int, list[tuple[bool, int]]]],
+    block: int,
+) -> None:
+    rnd = random.Random(len(plan) * 7919 + block)
+    writes = []
+    end = 0
+    for gap, runs in plan:
+        data = b"".join(bytes(n) if zero else rnd.randbytes(n) for zero, n in runs)
+        writes.append((end + gap, data))
+        end += gap + len(data)
+    folder = tmp_path_factory.mktemp("c-vs-py")
+    c_path, py_path = os.fsencode(folder / "c"), os.fsencode(folder / "py")
+    _write_with(PWRITE_SPARSE, c_path, writes, block)
+    _write_with(py_pwrite_sparse, py_path, writes, block)
+    with open(c_path, "rb") as c_file, open(py_path, "rb") as py_file:
+        assert c_file.read() == py_file.read()
+    assert data_regions_of(c_path) == data_regions_of(py_path)  # the same blocks skipped
+
+
+def data_regions_of(path: bytes) -> list[tuple[int, int]]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return data_regions(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def test_a_zero_block_inside_a_blob_is_a_hole_in_both(tmp_path: Path) -> None:
+    # three blocks: data, zeros, data, written at an offset that is not block-aligned
+    data = os.urandom(4096) + bytes(8192) + os.urandom(4096)
+    for name, write in (("c", PWRITE_SPARSE), ("py", py_pwrite_sparse)):
+        path = os.fsencode(tmp_path / name)
+        _write_with(write, path, [(4096 - 100, data)], 4096)
+        with open(path, "rb") as file:
+            assert file.read() == bytes(3996) + data
+        assert data_regions_of(path) == [(0, 8192), (12288, 4096 + 3996)], name
+
+
+@pytest.mark.parametrize("write", [PWRITE_SPARSE, py_pwrite_sparse], ids=["c", "python"])
+def test_a_failed_write_raises_oserror(tmp_path: Path, write: object) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as info:
+            write(fd, b"x" * 10, 0, 4096)  # type: ignore[operator]
+        assert info.value.errno == errno.EBADF
+        with pytest.raises(ValueError):
+            write(fd, b"x", -1, 4096)  # type: ignore[operator]
+        with pytest.raises(ValueError):
+            write(fd, b"x", 0, 0)  # type: ignore[operator]
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b""
