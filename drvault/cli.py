@@ -668,7 +668,7 @@ def restore(
     line = ProgressLine(None if not _ctx().json else False)
 
     def progress(stats: RestoreStats) -> None:
-        line.update(f"{stats.packs_read} packs, {human_bytes(stats.bytes_written)} written")
+        line.update(lambda: f"{stats.packs_read} packs, {human_bytes(stats.bytes_written)} written")
 
     ctx = _ctx()
     storage = None

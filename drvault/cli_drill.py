@@ -137,7 +137,9 @@ def drill_command(
     line = ProgressLine(None if not ctx.json else False)
 
     def progress(stats: RestoreStats) -> None:
-        line.update(f"drill: {stats.packs_read} packs, {human_bytes(stats.bytes_written)} written")
+        line.update(
+            lambda: f"drill: {stats.packs_read} packs, {human_bytes(stats.bytes_written)} written"
+        )
 
     thaw = _Thaw(
         backend, tier=thaw_tier or "Standard", days=thaw_days, wait=True, poll=poll, line=line
