@@ -10,6 +10,7 @@ from conftest import CHEAP_KDF, PASSWORD, MakeRepo, open_repo
 from trees import flip
 
 from drvault.errors import IntegrityError, UsageError, WrongPasswordError
+from drvault.repository import keys
 from drvault.repository.crypto import sha256
 from drvault.repository.keys import (
     KdfParams,
@@ -158,3 +159,42 @@ def test_no_key_slots_at_all(make_repo: MakeRepo, tmp_path: Path) -> None:
     with pytest.raises(IntegrityError) as info:
         Repository.open(LocalBackend(tmp_path / "repo"), PASSWORD)
     assert info.value.name == "keys/"
+
+
+# RFC 7914, section 12: the first 32 bytes of two of its scrypt test vectors.
+RFC_7914 = [
+    (b"", b"", 16, 1, 1, "77d6576238657b203b19ca42c18a0497f16b4844e3074ae8dfdffa3fede21442"),
+    (
+        b"password",
+        b"NaCl",
+        1024,
+        8,
+        16,
+        "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162",
+    ),
+]
+
+
+@pytest.mark.parametrize(("password", "salt", "n", "r", "p", "expected"), RFC_7914)
+def test_scrypt_gives_the_rfc_7914_vectors(
+    password: bytes, salt: bytes, n: int, r: int, p: int, expected: str
+) -> None:
+    assert keys._kdf(password, salt, KdfParams(n, r, p)).hex() == expected
+
+
+def test_slots_made_with_openssls_scrypt_still_open() -> None:
+    # Slots written before libsodium derived the keys used hashlib.scrypt (OpenSSL).
+    import hashlib
+
+    salt = bytes(range(32))
+    for params in (CHEAP_KDF, KdfParams()):
+        maxmem = 128 * params.r * params.n * params.p + 2**20
+        openssl = hashlib.scrypt(
+            PASSWORD, salt=salt, n=params.n, r=params.r, p=params.p, maxmem=maxmem, dklen=32
+        )
+        assert keys._kdf(PASSWORD, salt, params) == openssl
+
+
+def test_a_cost_beyond_the_memory_bound_is_refused_before_any_work() -> None:
+    with pytest.raises(ValueError, match="scrypt would need"):
+        keys._kdf(PASSWORD, b"salt", KdfParams(n=2**21, r=8, p=1))  # 2 GiB

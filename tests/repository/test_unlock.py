@@ -3,7 +3,6 @@ used once, and errors keep the order they had when everything ran in sequence.""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from drvault.errors import (
     TransientError,
     WrongPasswordError,
 )
+from drvault.repository import keys
 from drvault.repository.crypto import sha256
 from drvault.repository.keys import MasterKey, wrap
 from drvault.repository.repository import Repository
@@ -30,19 +30,19 @@ OTHER = b"another operator's password"
 
 
 class Calls:
-    """hashlib.scrypt, counted, with the thread of each call."""
+    """The key slots' scrypt, counted, with the thread of each call."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.threads: list[threading.Thread] = []
         self.started = threading.Event()
-        real = hashlib.scrypt
+        real = keys.scrypt
 
         def scrypt(*args: Any, **kwargs: Any) -> bytes:
             self.threads.append(threading.current_thread())
             self.started.set()
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(hashlib, "scrypt", scrypt)
+        monkeypatch.setattr(keys, "scrypt", scrypt)
 
 
 def test_the_first_slot_is_derived_in_a_thread_before_result_is_asked(
