@@ -28,7 +28,6 @@ static int
 all_zero(const uint8_t *p, Py_ssize_t n)
 {
     Py_ssize_t i = 0;
-    uint64_t acc = 0;
     for (; i + 8 <= n && i < 64; i += 8) {
         uint64_t w;
         memcpy(&w, p + i, 8);
@@ -37,8 +36,7 @@ all_zero(const uint8_t *p, Py_ssize_t n)
     for (; i + 64 <= n; i += 64) {
         uint64_t w[8];
         memcpy(w, p + i, 64);
-        acc = w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7];
-        if (acc) return 0;
+        if (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) return 0;
     }
     for (; i < n; i++)
         if (p[i]) return 0;

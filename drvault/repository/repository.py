@@ -525,6 +525,8 @@ class Repository:
             )
         return data
 
+    # ----------------------------------------------------------------------------- packs
+
     def read_pack(self, ref: PackRef) -> bytes:
         """A whole pack, verified against its name."""
         return self._get_verified(layout.pack_path(ref.kind, ref.name))
