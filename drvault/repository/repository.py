@@ -506,23 +506,14 @@ class Repository:
             try:
                 declared = zstandard.frame_content_size(stored)
                 if declared != entry.raw_length:
-                    raise IntegrityError(
-                        layout.pack_path(ref.kind, ref.name),
-                        f"blob {entry.blob_id.hex()[:16]} has a bad size",
-                    )
+                    raise _bad_blob(ref, entry, "has a bad size")
                 data = self._decompressor().decompress(stored, max_output_size=entry.raw_length)
             except zstandard.ZstdError as exc:
-                raise IntegrityError(
-                    layout.pack_path(ref.kind, ref.name),
-                    f"blob {entry.blob_id.hex()[:16]} does not decompress",
-                ) from exc
+                raise _bad_blob(ref, entry, "does not decompress") from exc
         else:
             data = stored
         if len(data) != entry.raw_length or self._blob_id(data) != entry.blob_id:
-            raise IntegrityError(
-                layout.pack_path(ref.kind, ref.name),
-                f"blob {entry.blob_id.hex()[:16]} does not match its ID",
-            )
+            raise _bad_blob(ref, entry, "does not match its ID")
         return data
 
     # ----------------------------------------------------------------------------- packs
@@ -606,6 +597,13 @@ def _object_exists(backend: Backend, name: str) -> bool:
     except NotFoundError:
         return False
     return True
+
+
+def _bad_blob(ref: PackRef, entry: IndexEntry | PackEntry, problem: str) -> IntegrityError:
+    """The error for a blob of pack ``ref`` that fails a check, naming the pack and the blob."""
+    return IntegrityError(
+        layout.pack_path(ref.kind, ref.name), f"blob {entry.blob_id.hex()[:16]} {problem}"
+    )
 
 
 def read_config(backend: Backend) -> tuple[RepoConfig, dict[str, object], bytes]:

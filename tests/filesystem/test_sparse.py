@@ -4,6 +4,7 @@ import errno
 import hashlib
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -177,11 +178,7 @@ def test_data_regions_of_dense_and_hole_only_files(tmp_path: Path) -> None:
     with SparseWriter(os.fsencode(hole)) as writer:
         writer.finish(MIB)
     for path, expected in ((dense, [(0, 10_000)]), (hole, [])):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            assert data_regions(fd, os.fstat(fd).st_size) == expected
-        finally:
-            os.close(fd)
+        assert data_regions_of(os.fsencode(path)) == expected
 
 
 def test_the_c_sparse_write_is_in_use() -> None:
@@ -189,11 +186,16 @@ def test_the_c_sparse_write_is_in_use() -> None:
     assert PWRITE_SPARSE.__module__ == "drvault.filesystem._sparse"
 
 
-def _write_with(write: object, path: bytes, writes: list[tuple[int, bytes]], block: int) -> None:
+SparseWrite = Callable[[int, bytes, int, int], None]
+
+
+def _write_with(
+    write: SparseWrite, path: bytes, writes: list[tuple[int, bytes]], block: int
+) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         for offset, data in writes:
-            write(fd, data, offset, block)  # type: ignore[operator]
+            write(fd, data, offset, block)
     finally:
         os.close(fd)
 
@@ -250,18 +252,18 @@ def test_a_zero_block_inside_a_blob_is_a_hole_in_both(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("write", [PWRITE_SPARSE, py_pwrite_sparse], ids=["c", "python"])
-def test_a_failed_write_raises_oserror(tmp_path: Path, write: object) -> None:
+def test_a_failed_write_raises_oserror(tmp_path: Path, write: SparseWrite) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"")
     fd = os.open(path, os.O_RDONLY)
     try:
         with pytest.raises(OSError) as info:
-            write(fd, b"x" * 10, 0, 4096)  # type: ignore[operator]
+            write(fd, b"x" * 10, 0, 4096)
         assert info.value.errno == errno.EBADF
         with pytest.raises(ValueError):
-            write(fd, b"x", -1, 4096)  # type: ignore[operator]
+            write(fd, b"x", -1, 4096)
         with pytest.raises(ValueError):
-            write(fd, b"x", 0, 0)  # type: ignore[operator]
+            write(fd, b"x", 0, 0)
     finally:
         os.close(fd)
     assert path.read_bytes() == b""
